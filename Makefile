@@ -1,0 +1,54 @@
+# gr00t_exp developer commands. `make setup` then `make test` on a fresh machine.
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DDS_PREFIX := $(CURDIR)/$(VENV)/cyclonedds
+STAMP := $(VENV)/.setup-done
+
+.PHONY: setup test test-fast lint format demo clean system-deps
+
+## setup: system packages (ffmpeg, cyclonedds C library), a venv with the project and its extras
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(MAKE) system-deps
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch 2.13.0 CPU lies on this machine's disk; torchcodec 0.13 pairs with it and Debian's FFmpeg 5.1.
+	$(BIN)/pip install -q "torch==2.13.0" "torchcodec==0.13.*"
+	$(BIN)/pip install -q -e ".[dev,deploy]"
+	# cyclonedds 0.10.2 (the robot's version) is built against Debian's libddsc through a prefix dir.
+	mkdir -p $(DDS_PREFIX)/lib
+	ln -sf /usr/lib/x86_64-linux-gnu/libddsc* /usr/lib/x86_64-linux-gnu/libcycloneddsidl* $(DDS_PREFIX)/lib/
+	ln -sfn /usr/include $(DDS_PREFIX)/include
+	ln -sfn /usr/bin $(DDS_PREFIX)/bin
+	CYCLONEDDS_HOME=$(DDS_PREFIX) $(BIN)/pip install -q "cyclonedds==0.10.2" "opencv-python-headless>=4.8"
+	touch $(STAMP)
+
+system-deps:
+	@if ! command -v ffmpeg >/dev/null || ! test -e /usr/include/dds/dds.h; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg cyclonedds-dev >/dev/null; \
+	fi
+
+## test: the whole suite (CPU; the slow end-to-end tests included)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -x --timeout=900 -p no:cacheprovider tests
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check gr00t_exp tests run.py
+	$(BIN)/ruff format --check gr00t_exp tests run.py
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix gr00t_exp tests run.py
+	$(BIN)/ruff format gr00t_exp tests run.py
+
+## demo: the main job on the embedded default (synthetic data, tiny model, CPU)
+demo: $(STAMP)
+	$(BIN)/python run.py
+
+clean:
+	rm -rf outputs multirun .cache

@@ -1,0 +1,57 @@
+"""Mode dispatch: `python run.py mode=<mode>` calls one function with the composed config.
+
+Entries are "module:function" strings imported lazily, so `mode=validate` never imports torch's
+model code and a mode whose module is missing reports that clearly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+MODES: dict[str, str] = {
+    "train": "gr00t_exp.train.run:run",
+    "eval": "gr00t_exp.eval.open_loop:run",
+    "serve": "gr00t_exp.serve.run:run",
+    "robot": "gr00t_exp.robot.runner:run",
+    "camera_server": "gr00t_exp.robot.camera_server:run",
+    "export": "gr00t_exp.deploy.export:run",
+    "bench": "gr00t_exp.bench.run:run",
+    "validate": "gr00t_exp.data.validate:run",
+    "stats": "gr00t_exp.data.stats:run",
+    "inspect": "gr00t_exp.data.inspect:run",
+    "convert": "gr00t_exp.data.convert:run",
+    "derive_embodiment": "gr00t_exp.data.embodiment:run",
+}
+
+
+class ModeNotAvailable(RuntimeError):
+    pass
+
+
+def resolve(mode: str):
+    """Return the callable behind `mode`, or raise ModeNotAvailable with a clear message."""
+    if mode not in MODES:
+        raise ModeNotAvailable(f"mode={mode} is unknown; choose one of: {', '.join(MODES)}")
+    module_name, func_name = MODES[mode].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("gr00t_exp"):
+            raise ModeNotAvailable(
+                f"mode={mode} is not available yet in this version of gr00t_exp ({module_name} is missing)."
+            ) from e
+        raise
+    return getattr(module, func_name)
+
+
+def dispatch(cfg: DictConfig) -> int:
+    """Run the configured mode; return the process exit code."""
+    mode = cfg.mode.value if hasattr(cfg.mode, "value") else str(cfg.mode)
+    fn = resolve(mode)
+    result = fn(cfg)
+    return int(result or 0)

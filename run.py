@@ -1,0 +1,28 @@
+"""Entry point: `python run.py [mode=...] [experiment=...] [overrides...]`."""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from gr00t_exp.cli import ModeNotAvailable, dispatch
+from gr00t_exp.config.schema import register_configs
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> int:
+    try:
+        code = dispatch(cfg)
+    except ModeNotAvailable as e:
+        print(f"error: {e}", file=sys.stderr)
+        code = 2
+    # Hydra drops the task's return value; a non-zero exit must leave through SystemExit.
+    if code:
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    main()
