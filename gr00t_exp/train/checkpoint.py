@@ -1,0 +1,113 @@
+"""Atomic Lightning checkpoints and the GR00T hub-layout export.
+
+A checkpoint file appears under its final name only once it is complete: bytes go to a hidden
+temporary file in the same directory, are fsync'ed, then `os.replace`d into place (atomic on POSIX).
+An interrupted write leaves only a `.<name>.tmp-<pid>` file, which resume never picks up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+CKPT_SUFFIX = ".ckpt"
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """torch.save `obj` to `path` so that `path` is either absent/old or complete, never partial."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # A clean failure (exception, Ctrl-C) removes its temporary file; a hard kill leaves a
+        # hidden `.tmp-` file, which is harmless.
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning CheckpointIO plugin writing local files with `atomic_torch_save`."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if "://" in str(path):  # remote file systems: Lightning's fsspec transaction
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        atomic_torch_save(checkpoint, path)
+
+
+def dataset_identity(roots: list[str | Path]) -> list[dict]:
+    """Path and a sha256 over each dataset's meta/ files (names + bytes): what the model was trained on."""
+    out = []
+    for root in roots:
+        root = Path(root)
+        h = hashlib.sha256()
+        meta = root / "meta"
+        files = sorted(p for p in meta.rglob("*") if p.is_file()) if meta.is_dir() else []
+        for p in files:
+            h.update(str(p.relative_to(meta)).encode())
+            h.update(p.read_bytes())
+        out.append({"path": str(root.resolve()), "meta_sha256": h.hexdigest(), "meta_files": len(files)})
+    return out
+
+
+def export_hub(
+    model: torch.nn.Module,
+    out_dir: str | Path,
+    metadata: dict,
+    cfg: DictConfig | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Write `model` in the GR00T hub layout through the model package's `save_pretrained`.
+
+    `metadata` is upstream's experiment_cfg/metadata.json content ({embodiment_tag: {...}}). The
+    composed config and `extra` (dataset identity, step, metric) go into each tag entry under
+    "gr00t_exp", and the config also as experiment_cfg/config.yaml.
+    """
+    from gr00t_exp.model import save_pretrained
+
+    metadata = json.loads(json.dumps(metadata))  # a deep, JSON-clean copy
+    info: dict[str, Any] = dict(extra or {})
+    if cfg is not None:
+        info["config"] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    for entry in metadata.values():
+        if isinstance(entry, dict):
+            entry["gr00t_exp"] = info
+    out = Path(save_pretrained(model, out_dir, metadata=metadata))
+    if cfg is not None:
+        text = OmegaConf.to_yaml(cfg, resolve=True)
+        (out / "experiment_cfg").mkdir(parents=True, exist_ok=True)
+        tmp = out / "experiment_cfg" / ".config.yaml.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, out / "experiment_cfg" / "config.yaml")
+    return out

@@ -1,0 +1,169 @@
+"""The LightningModule: flow-matching training of a Gr00tN15 and open-loop validation.
+
+Determinism (what makes "N steps == N/2 + resume + N/2" hold): before every training step the
+global RNGs are re-seeded from (seed, global step, rank), so the flow-matching noise and time, and
+dropout, depend only on where training is, never on what ran before (a resume, a validation).
+The data order is the ResumableSampler's, a function of (seed, position) as well.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from gr00t_exp.train.config import OptimConfig
+from gr00t_exp.train.optim import build_optimizer, build_scheduler
+
+
+def step_seed(seed: int, step: int, rank: int = 0, stream: int = 0) -> int:
+    """A well-mixed 63-bit seed for (seed, step, rank, stream)."""
+    return int(
+        np.random.SeedSequence([int(seed), int(step), int(rank), int(stream)]).generate_state(2, np.uint64)[0]
+        >> np.uint64(1)
+    )
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # CPU and every CUDA device
+
+
+def rng_states() -> dict[str, Any]:
+    states: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _masked_sq_err(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of squared errors over valid entries and the count of valid entries."""
+    err = (pred.float() - target.float()) ** 2
+    if mask is None:
+        return err.sum(), torch.tensor(float(err.numel()), device=err.device)
+    m = mask.to(err.dtype)
+    return (err * m).sum(), m.sum()
+
+
+class Gr00tLitModule(pl.LightningModule):
+    """Wraps a Gr00tN15 (`forward(batch) -> {"loss"}`, `get_action(batch) -> {"action_pred"}`).
+
+    :param model: the built (and tuned: frozen parts / LoRA applied) model.
+    :param optim: optimiser + schedule config.
+    :param total_steps: optimiser steps of the whole run (the schedule's length).
+    :param seed: the run's seed (per-step seeds derive from it).
+    :param trainable_only_ckpt: store only trainable weights (+ buffers) in Lightning checkpoints.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optim: OptimConfig,
+        total_steps: int,
+        seed: int = 42,
+        trainable_only_ckpt: bool = False,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.optim_cfg = optim
+        self.total_steps = int(total_steps)
+        self.seed = int(seed)
+        self.trainable_only_ckpt = trainable_only_ckpt
+        # Frozen weights are not in a trainable-only checkpoint: load the rest non-strictly.
+        self.strict_loading = not trainable_only_ckpt
+        self._val_sums: dict[str, torch.Tensor] = {}
+
+    # -- training --------------------------------------------------------------------------
+    def forward(self, batch: dict[str, torch.Tensor], **kw) -> dict[str, torch.Tensor]:
+        return self.model(batch, **kw)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        seed_all(step_seed(self.seed, self.global_step, self.global_rank))
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        out = self.model(batch)
+        loss = out["loss"]
+        bs = int(batch["action"].shape[0])
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=bs)
+        return loss
+
+    # -- validation ------------------------------------------------------------------------
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums = {}
+        self._rng_before_val = rng_states()
+
+    def _add(self, name: str, value: torch.Tensor, count: torch.Tensor) -> None:
+        s = self._val_sums.setdefault(name, torch.zeros(2, dtype=torch.float64, device=self.device))
+        s += torch.stack([value.detach().double(), count.detach().double()])
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        # Fixed noise per validation batch: validations at different steps are comparable.
+        seed_all(step_seed(self.seed, batch_idx, self.global_rank, stream=1))
+        action = batch["action"]
+        mask = batch.get("action_mask")
+        out = self.model(batch)
+        self._add(
+            "val/loss",
+            out["loss"].detach() * action.shape[0],
+            torch.tensor(float(action.shape[0]), device=self.device),
+        )
+        pred = self.model.get_action(batch)["action_pred"]
+        sse, n = _masked_sq_err(pred[..., : action.shape[-1]], action, mask)
+        self._add("val/open_loop_mse", sse, n)
+        abs_err = (pred[..., : action.shape[-1]].float() - action.float()).abs()
+        m = mask.to(abs_err.dtype) if mask is not None else torch.ones_like(abs_err)
+        self._add("val/open_loop_mae", (abs_err * m).sum(), m.sum())
+
+    def on_validation_epoch_end(self) -> None:
+        for name, s in self._val_sums.items():
+            s = self.trainer.strategy.reduce(s, reduce_op="sum") if self.trainer.world_size > 1 else s
+            self.log(
+                name,
+                (s[0] / s[1].clamp_min(1)).float(),
+                prog_bar=name == "val/open_loop_mse",
+                sync_dist=False,
+            )
+        # Validation must not change the training RNG stream (it is re-seeded per step anyway).
+        set_rng_states(self._rng_before_val)
+
+    # -- optimiser -------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict:
+        optimizer = build_optimizer(self.model, self.optim_cfg)
+        scheduler = build_scheduler(optimizer, self.optim_cfg, self.total_steps)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
+        }
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rng_states"] = rng_states()
+        checkpoint["gr00t_exp"] = {"seed": self.seed, "total_steps": self.total_steps}
+        if self.trainable_only_ckpt:
+            keep = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
+            keep |= {f"model.{n}" for n, _ in self.model.named_buffers()}
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+            checkpoint["gr00t_exp"]["trainable_only"] = True
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "rng_states" in checkpoint:
+            set_rng_states(checkpoint["rng_states"])
