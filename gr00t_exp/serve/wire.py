@@ -1,0 +1,133 @@
+"""Wire codec of the ZeroMQ protocol: msgpack with numpy arrays as `.npy` bytes.
+
+Byte-compatible with upstream GR00T's `MsgSerializer` (gr00t_reference.md §6.2):
+an ndarray travels as ``{"__ndarray_class__": True, "as_npy": <np.save bytes>}`` and a
+modality config as ``{"__ModalityConfig_class__": True, "as_json": <json>}``.
+
+Decoding never unpickles: the `.npy` header is parsed and checked *before* any memory is
+allocated (dtype must be a plain numeric / bool / unicode type, the declared shape must match the
+bytes actually present), then the array is a zero-copy, read-only view of the received bytes.
+
+This module imports only numpy and msgpack: the robot-side client depends on it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import Any
+
+import msgpack
+import numpy as np
+from numpy.lib import format as npy_format
+
+NDARRAY_TAG = "__ndarray_class__"
+MODALITY_CONFIG_TAG = "__ModalityConfig_class__"
+
+# dtype kinds a peer may send: bool, signed/unsigned int, float, unicode strings.
+# Object ("O"), void/structured ("V"), complex, datetime are refused (no pickle, no surprises).
+ALLOWED_KINDS = frozenset("biufU")
+MAX_NDIM = 8
+
+
+class WireError(ValueError):
+    """A message that cannot be decoded; the text says what is wrong."""
+
+
+class ModalityConfigWire(dict):
+    """A modality config as sent by `get_modality_config` (``delta_indices``, ``modality_keys``).
+
+    Encoded in upstream's ModalityConfig form so upstream clients rebuild their own class; decoded
+    here as this plain dict subclass.
+    """
+
+
+def array_to_npy(arr: np.ndarray) -> bytes:
+    """`np.save(..., allow_pickle=False)` bytes of `arr` (header + C-ordered data)."""
+    if arr.dtype.hasobject:
+        raise WireError(f"cannot send an array of dtype {arr.dtype}: object arrays are not allowed")
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def npy_to_array(data: bytes, max_bytes: int | None = None) -> np.ndarray:
+    """Parse `.npy` bytes safely: header checked before allocation, never unpickles."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise WireError(f"'as_npy' must be bytes, got {type(data).__name__}")
+    fp = io.BytesIO(data)
+    try:
+        major, minor = npy_format.read_magic(fp)
+        if (major, minor) == (1, 0):
+            shape, fortran, dtype = npy_format.read_array_header_1_0(fp, max_header_size=10000)
+        elif (major, minor) in ((2, 0), (3, 0)):
+            shape, fortran, dtype = npy_format.read_array_header_2_0(fp, max_header_size=10000)
+        else:
+            raise WireError(f".npy format version {major}.{minor} is not supported")
+    except WireError:
+        raise
+    except Exception as e:  # numpy raises ValueError / SyntaxError / others on bad headers
+        raise WireError(f"invalid .npy header: {e}") from None
+    if dtype.hasobject or dtype.kind not in ALLOWED_KINDS or dtype.fields is not None:
+        raise WireError(
+            f"array dtype {dtype} is not allowed (only bool, int, uint, float and unicode arrays)"
+        )
+    if len(shape) > MAX_NDIM or any((not isinstance(s, int)) or s < 0 for s in shape):
+        raise WireError(f"invalid array shape {shape}")
+    count = math.prod(shape)
+    nbytes = count * dtype.itemsize
+    offset = fp.tell()
+    available = len(data) - offset
+    if max_bytes is not None and nbytes > max_bytes:
+        raise WireError(f"array of shape {shape} ({nbytes} bytes) exceeds the limit of {max_bytes} bytes")
+    if nbytes != available:
+        raise WireError(
+            f"array declares shape {shape} dtype {dtype} ({nbytes} bytes) but carries {available} bytes"
+        )
+    arr = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+    if fortran:
+        return arr.reshape(shape[::-1]).T
+    return arr.reshape(shape)
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return {NDARRAY_TAG: True, "as_npy": array_to_npy(obj)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, ModalityConfigWire):
+        return {MODALITY_CONFIG_TAG: True, "as_json": json.dumps(dict(obj))}
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"cannot encode {type(obj).__name__} on the wire")
+
+
+def _object_hook(obj: dict) -> Any:
+    if NDARRAY_TAG in obj:
+        if "as_npy" not in obj:
+            raise WireError("ndarray entry without 'as_npy'")
+        return npy_to_array(obj["as_npy"])
+    if MODALITY_CONFIG_TAG in obj:
+        try:
+            return ModalityConfigWire(json.loads(obj.get("as_json", "")))
+        except (TypeError, ValueError) as e:
+            raise WireError(f"invalid ModalityConfig json: {e}") from None
+    return obj
+
+
+def encode(obj: Any) -> bytes:
+    """msgpack bytes of `obj` (dicts, lists, str, numbers, bytes, ndarrays)."""
+    return msgpack.packb(obj, default=_default, use_bin_type=True)
+
+
+def decode(data: bytes) -> Any:
+    """Decode one message; raises WireError (never anything else) on bad input."""
+    try:
+        return msgpack.unpackb(data, object_hook=_object_hook, raw=False, strict_map_key=False)
+    except WireError:
+        raise
+    except RecursionError:
+        raise WireError("message nests too deeply") from None
+    except Exception as e:  # msgpack's ExtraData, FormatError, StackError, ValueError, ...
+        raise WireError(f"not a valid msgpack message ({type(e).__name__}: {e})") from None
