@@ -296,14 +296,21 @@ def check_embodiment_keys(modality: Modality, embodiment: Any, source: str) -> l
 
 
 def load_meta(
-    root: str | Path, embodiment: Any = None, *, check_files: bool = True, strict: bool = True
+    root: str | Path,
+    embodiment: Any = None,
+    *,
+    check_files: bool = True,
+    strict: bool = True,
+    check_embodiment: bool = True,
 ) -> DatasetMeta:
     """Read and check a dataset's metadata.
 
     embodiment: an EmbodimentConfig (dataclass or DictConfig); its `modality` is used when the
         dataset has no modality.json, and its keys are checked against the dataset's modality.
     check_files: check that every episode's parquet and video files exist (cheap `stat`s).
-    strict: raise DatasetError on errors (False: collect them in `meta.warnings` for mode=validate).
+    strict: raise DatasetError on errors (False: collect them in `meta.issues` for mode=validate).
+    check_embodiment: check the embodiment's keys against the modality (False: the embodiment only
+        supplies the layout of a dataset without modality.json; the dataset tools do this).
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -493,7 +500,7 @@ def load_meta(
         columns=meta.columns or None,
         video_exists=video_missing if check_files else None,
     )
-    if embodiment is not None and (
+    if check_embodiment and embodiment is not None and (
         getattr(embodiment, "state_keys", None) or getattr(embodiment, "video_keys", None)
     ):
         issues += check_embodiment_keys(meta.modality, embodiment, MODALITY_FILE)
