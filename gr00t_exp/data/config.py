@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 
@@ -119,7 +120,6 @@ def tool_dataset_path(cfg: Any) -> str:
 
 def tool_output_dir(cfg: Any) -> Path:
     """The run's output dir (cfg.paths.output_dir), created."""
-    from pathlib import Path
 
     out = Path(str(cfg.paths.output_dir))
     out.mkdir(parents=True, exist_ok=True)

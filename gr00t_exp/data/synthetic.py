@@ -122,7 +122,13 @@ def encode_mp4(path: Path, frames: np.ndarray, fps: int, gop: int = 30, crf: int
         stream.height, stream.width = frames.shape[1], frames.shape[2]
         stream.pix_fmt = "yuv420p"
         stream.codec_context.gop_size = gop
-        stream.options = {"crf": str(crf), "preset": "veryfast", "bf": "2", "g": str(gop), "keyint_min": str(gop)}
+        stream.options = {
+            "crf": str(crf),
+            "preset": "veryfast",
+            "bf": "2",
+            "g": str(gop),
+            "keyint_min": str(gop),
+        }
         for i, f in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(f, format="rgb24")
             frame.pts = i
@@ -133,8 +139,18 @@ def encode_mp4(path: Path, frames: np.ndarray, fps: int, gop: int = 30, crf: int
             container.mux(packet)
 
 
-def _params(embodiment: Any, episodes: int, min_length: int, max_length: int, fps: int, height: int, width: int,
-            seed: int, layout: dict, language_key: str) -> dict:
+def _params(
+    embodiment: Any,
+    episodes: int,
+    min_length: int,
+    max_length: int,
+    fps: int,
+    height: int,
+    width: int,
+    seed: int,
+    layout: dict,
+    language_key: str,
+) -> dict:
     return {
         "writer_version": WRITER_VERSION,
         "embodiment": str(_get(embodiment, "name", "default")),
@@ -164,10 +180,14 @@ def write_synthetic_dataset(
     """Write (or reuse) a synthetic v2.1 dataset at out_dir for `embodiment`; return out_dir."""
     out = Path(out_dir).expanduser().resolve()
     if min_length < 1 or max_length < min_length or episodes < 1:
-        raise ValueError(f"need episodes >= 1 and 1 <= min_length <= max_length, got {episodes}, {min_length}, {max_length}")
+        raise ValueError(
+            f"need episodes >= 1 and 1 <= min_length <= max_length, got {episodes}, {min_length}, {max_length}"
+        )
     layout = layout_for(embodiment)
     language_key = str(_get(embodiment, "language_key") or "annotation.human.action.task_description")
-    params = _params(embodiment, episodes, min_length, max_length, fps, height, width, seed, layout, language_key)
+    params = _params(
+        embodiment, episodes, min_length, max_length, fps, height, width, seed, layout, language_key
+    )
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
     manifest = out / MANIFEST
     if manifest.exists():
@@ -246,7 +266,9 @@ def _write(root: Path, p: dict) -> None:
         for col, arr in actions.items():
             if col == "action" and "observation.state" in state_cols:
                 continue
-            arr[:] = np.tanh(np.arange(arr.shape[1])[None, :] * 0.1 + bx + by * np.linspace(0, 1, length)[:, None])
+            arr[:] = np.tanh(
+                np.arange(arr.shape[1])[None, :] * 0.1 + bx + by * np.linspace(0, 1, length)[:, None]
+            )
         ts = (np.arange(length) / fps).astype(np.float32)
         cols: dict[str, pa.Array] = {}
         for col, arr in states.items():
@@ -280,7 +302,7 @@ def _write(root: Path, p: dict) -> None:
         total += length
 
     features: dict[str, Any] = {}
-    for cam, (_, key) in enumerate(sorted(videos.items())):
+    for key in sorted(videos.values()):
         features[key] = {
             "dtype": "video",
             "shape": [height, width, 3],
@@ -297,9 +319,20 @@ def _write(root: Path, p: dict) -> None:
             },
         }
     for col, w in {**state_cols, **action_cols}.items():
-        features[col] = {"dtype": "float32", "shape": [w], "names": [f"{col.split('.')[-1]}_{i}" for i in range(w)]}
-    for col, dt in (("timestamp", "float32"), ("frame_index", "int64"), ("episode_index", "int64"),
-                    ("index", "int64"), ("task_index", "int64"), ("next.reward", "float32"), ("next.done", "bool")):
+        features[col] = {
+            "dtype": "float32",
+            "shape": [w],
+            "names": [f"{col.split('.')[-1]}_{i}" for i in range(w)],
+        }
+    for col, dt in (
+        ("timestamp", "float32"),
+        ("frame_index", "int64"),
+        ("episode_index", "int64"),
+        ("index", "int64"),
+        ("task_index", "int64"),
+        ("next.reward", "float32"),
+        ("next.done", "bool"),
+    ):
         features[col] = {"dtype": dt, "shape": [1], "names": None}
     for col in sorted(set(ann_cols.values())):
         features.setdefault(col, {"dtype": "int64", "shape": [1], "names": None})
