@@ -1,0 +1,136 @@
+"""Pre-flight checks: everything that can be known wrong before the first training step.
+
+Each failure raises PreflightError whose message names the key / file and the fix, so a run that
+cannot work stops in seconds instead of after model loading or mid-epoch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+# N1.5's EMBODIMENT_TAG_MAPPING (gr00t_reference.md §1.8): tag -> projector index.
+N15_EMBODIMENT_IDS = {
+    "gr1": 24,
+    "oxe_droid": 17,
+    "agibot_genie1": 26,
+    "new_embodiment": 31,
+}
+
+
+class PreflightError(ValueError):
+    pass
+
+
+def check_trainer(cfg: DictConfig) -> None:
+    t = cfg.trainer
+    if t.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise PreflightError(
+            f"trainer.accelerator={t.accelerator} but no CUDA device is visible; use trainer=cpu "
+            "(or check CUDA_VISIBLE_DEVICES / the driver)"
+        )
+    if t.max_steps <= 0:
+        raise PreflightError(f"trainer.max_steps={t.max_steps}: must be positive")
+    if t.accumulate_grad_batches < 1:
+        raise PreflightError("trainer.accumulate_grad_batches must be >= 1")
+    if t.ckpt_weights not in ("auto", "all", "trainable"):
+        raise PreflightError(f"trainer.ckpt_weights={t.ckpt_weights!r}: use auto, all or trainable")
+    if t.monitor_mode not in ("min", "max"):
+        raise PreflightError(f"trainer.monitor_mode={t.monitor_mode!r}: use min or max")
+    if t.progress_bar not in ("rich", "tqdm", "none"):
+        raise PreflightError(f"trainer.progress_bar={t.progress_bar!r}: use rich, tqdm or none")
+    if cfg.data.batch_size < 1:
+        raise PreflightError(f"data.batch_size={cfg.data.batch_size}: must be >= 1")
+
+
+def dataset_roots(cfg: DictConfig) -> list[Path]:
+    """The dataset directories of the run (the synthetic one is written by the data module)."""
+    if cfg.data.kind == "synthetic":
+        return [Path(cfg.data.synthetic.out_dir)]
+    if not cfg.data.sources:
+        raise PreflightError(
+            "data.sources is empty: give at least one dataset, e.g. "
+            "python run.py data=lerobot 'data.sources=[{path:/data/my_ds}]'"
+        )
+    roots = []
+    for i, src in enumerate(cfg.data.sources):
+        p = Path(str(src.path)).expanduser()
+        if not p.is_dir():
+            raise PreflightError(
+                f"data.sources[{i}].path={src.path}: no such directory; point it at a LeRobot dataset root "
+                "(the folder holding meta/info.json)"
+            )
+        if not (p / "meta" / "info.json").is_file():
+            raise PreflightError(
+                f"data.sources[{i}].path={src.path}: meta/info.json is missing, so this is not a LeRobot "
+                "dataset root; point it at the folder holding meta/"
+            )
+        roots.append(p)
+    return roots
+
+
+def check_datasets(cfg: DictConfig, roots: list[Path]) -> list[Any]:
+    """Load and check each dataset's metadata against the embodiment (keys present, layout sane)."""
+    from gr00t_exp.data.errors import DatasetError
+    from gr00t_exp.data.meta import load_meta
+
+    metas = []
+    for i, root in enumerate(roots):
+        try:
+            metas.append(load_meta(root, cfg.embodiment))
+        except DatasetError as e:
+            raise PreflightError(
+                f"dataset data.sources[{i}] ({root}) does not fit embodiment={cfg.embodiment.name}:\n{e}"
+            ) from e
+    return metas
+
+
+def _width(meta: Any, group: str, keys: list[str]) -> int:
+    specs = getattr(meta.modality, group)
+    return sum(specs[k.partition(".")[2]].width for k in keys)
+
+
+def check_embodiment_fits_model(cfg: DictConfig, metas: list[Any], model_cfg: Any | None = None) -> None:
+    """State/action widths, horizon and the embodiment tag against the model's limits.
+
+    `model_cfg`: the built model's config (its action_horizon / max dims); None = the embodiment's.
+    """
+    emb = cfg.embodiment
+    max_state = int(getattr(model_cfg, "max_state_dim", None) or emb.max_state_dim)
+    max_action = int(getattr(model_cfg, "max_action_dim", None) or emb.max_action_dim)
+    horizon = getattr(model_cfg, "action_horizon", None)
+    for meta in metas:
+        sw = _width(meta, "state", list(emb.state_keys))
+        aw = _width(meta, "action", list(emb.action_keys))
+        if sw > max_state:
+            raise PreflightError(
+                f"embodiment={emb.name}: the state keys are {sw} wide but the model takes at most {max_state} "
+                "(max_state_dim); drop state keys from embodiment.state_keys"
+            )
+        if aw > max_action:
+            raise PreflightError(
+                f"embodiment={emb.name}: the action keys are {aw} wide but the model outputs at most "
+                f"{max_action} (max_action_dim); drop action keys from embodiment.action_keys"
+            )
+    if horizon is not None and len(emb.action_indices) != int(horizon):
+        raise PreflightError(
+            f"embodiment.action_indices has {len(emb.action_indices)} steps but the model's action_horizon is "
+            f"{horizon}; set embodiment.action_indices to {int(horizon)} steps"
+        )
+    tag = emb.embodiment_tag
+    if cfg.model.base_model_path and tag not in N15_EMBODIMENT_IDS:
+        raise PreflightError(
+            f"embodiment.embodiment_tag={tag!r} has no projector in the pretrained N1.5 checkpoint; use "
+            f"new_embodiment for a new robot (or one of: {', '.join(sorted(N15_EMBODIMENT_IDS))})"
+        )
+
+
+def check_eval_horizon(cfg: DictConfig) -> None:
+    idx = list(cfg.embodiment.action_indices)
+    if idx != list(range(len(idx))):
+        raise PreflightError(
+            f"embodiment.action_indices={idx}: open-loop evaluation needs consecutive steps 0..N-1"
+        )
