@@ -1,0 +1,33 @@
+"""Build the data module and the model of a run from the composed config (the only place that
+knows the data and model packages' constructors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig
+
+
+def build_datamodule(cfg: DictConfig) -> Any:
+    """The project's Gr00tDataModule; a synthetic dataset is written (once, cached) first."""
+    from gr00t_exp.data.datamodule import Gr00tDataModule
+
+    return Gr00tDataModule(cfg)
+
+
+def build_model_for_training(cfg: DictConfig) -> Any:
+    """build_model(cfg.model) then the tuning flags / LoRA of cfg.model."""
+    from gr00t_exp.model import build_model
+    from gr00t_exp.model.tuning import apply_tuning
+
+    model = build_model(cfg.model)
+    apply_tuning(model, cfg.model)
+    return model
+
+
+def ckpt_trainable_only(cfg: DictConfig) -> bool:
+    """`auto`: trainable-only Lightning checkpoints when frozen weights come from a pretrained base."""
+    mode = cfg.trainer.ckpt_weights
+    if mode == "auto":
+        return bool(cfg.model.base_model_path) and not cfg.model.random_init
+    return mode == "trainable"
