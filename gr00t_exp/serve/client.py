@@ -142,7 +142,8 @@ class PolicyClient:
         return self.call("metadata", idempotent=True)
 
     def get_modality_config(self) -> dict:
-        return {k: dict(v) for k, v in self.call("get_modality_config", idempotent=True).items()}
+        reply = self.call("get_modality_config", idempotent=True)
+        return {k: (v.as_dict() if isinstance(v, wire.ModalityConfigWire) else v) for k, v in reply.items()}
 
     def reset(self, options: dict | None = None) -> dict:
         return self.call("reset", {"options": options})

@@ -99,7 +99,7 @@ def build_app(policy: BasePolicy, api_token: str | None = None, max_message_byte
     async def modality_config(request: Request):
         if not authorized(request):
             return err("Unauthorized: Invalid API token", "unauthorized")
-        return {k: dict(v) for k, v in policy.get_modality_config().items()}
+        return {k: v.as_dict() for k, v in policy.get_modality_config().items()}
 
     @app.post("/reset")
     async def reset(request: Request):

@@ -35,12 +35,26 @@ class WireError(ValueError):
     """A message that cannot be decoded; the text says what is wrong."""
 
 
-class ModalityConfigWire(dict):
+class ModalityConfigWire:
     """A modality config as sent by `get_modality_config` (``delta_indices``, ``modality_keys``).
 
-    Encoded in upstream's ModalityConfig form so upstream clients rebuild their own class; decoded
-    here as this plain dict subclass.
+    Encoded in upstream's ModalityConfig form so upstream clients rebuild their own class.
+    (Not a dict subclass: msgpack would pack that as a plain map without asking `_default`.)
     """
+
+    def __init__(self, delta_indices: list[int], modality_keys: list[str], **extra: Any):
+        self.delta_indices = list(delta_indices)
+        self.modality_keys = list(modality_keys)
+        self.extra = extra
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"delta_indices": self.delta_indices, "modality_keys": self.modality_keys, **self.extra}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ModalityConfigWire) and self.as_dict() == other.as_dict()
+
+    def __repr__(self) -> str:
+        return f"ModalityConfig({self.as_dict()})"
 
 
 def array_to_npy(arr: np.ndarray) -> bytes:
@@ -97,7 +111,7 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, ModalityConfigWire):
-        return {MODALITY_CONFIG_TAG: True, "as_json": json.dumps(dict(obj))}
+        return {MODALITY_CONFIG_TAG: True, "as_json": json.dumps(obj.as_dict())}
     if isinstance(obj, tuple):
         return list(obj)
     raise TypeError(f"cannot encode {type(obj).__name__} on the wire")
@@ -110,8 +124,9 @@ def _object_hook(obj: dict) -> Any:
         return npy_to_array(obj["as_npy"])
     if MODALITY_CONFIG_TAG in obj:
         try:
-            return ModalityConfigWire(json.loads(obj.get("as_json", "")))
-        except (TypeError, ValueError) as e:
+            fields = json.loads(obj.get("as_json", ""))
+            return ModalityConfigWire(**fields)
+        except (TypeError, ValueError, AttributeError) as e:
             raise WireError(f"invalid ModalityConfig json: {e}") from None
     return obj
 

@@ -133,9 +133,16 @@ class ZmqPolicyServer:
         log.info("ZMQ policy server on %s (%s policy)", self.endpoint, self.policy.kind)
         return self
 
+    def request_stop(self) -> None:
+        """Ask serve_forever to return (safe from signal handlers)."""
+        self._stop.set()
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        self._jobs.put(None) if not self._jobs.full() else None
+        try:
+            self._jobs.put_nowait(None)  # wake the worker
+        except queue.Full:
+            pass
         for t in self._threads:
             t.join(timeout)
         if self._auth is not None:
