@@ -1,0 +1,161 @@
+"""Video augmentation on uint8 frames: crop (95 %), resize (224), colour jitter.
+
+Upstream N1.5 semantics (gr00t_reference.md §4.2): the crop is 95 % of the frame resolution,
+random in training and centred in eval, then an antialiased bilinear resize to 224x224, then
+(training only) a colour jitter with brightness 0.3, contrast 0.4, saturation 0.5, hue 0.08 in a
+random order. One crop and one jitter are drawn per *sample* and applied to every view and
+frame of it.
+
+Speed: the crop is a view, the resize runs on uint8 (torch's antialiased uint8 kernel), and the
+whole jitter is folded into one 3x3 matrix + offset per frame, applied in a single batched
+matmul. Brightness, contrast and saturation are linear, so the folding is exact up to the
+clamping torchvision does between the steps (here only at the end); hue is a rotation about
+the grey axis (YIQ) instead of torchvision's HSV shift: the same kind and range of hue change,
+not bit-identical pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+_GREY = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float32)
+_RGB2YIQ = torch.tensor(
+    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]],
+    dtype=torch.float32,
+)
+_YIQ2RGB = torch.linalg.inv(_RGB2YIQ)
+
+
+def _as_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    if isinstance(x, np.ndarray) and not x.flags.writeable:  # e.g. a read-only memmap slice
+        x = np.array(x)
+    return torch.as_tensor(x)
+
+
+@dataclass
+class VideoTransform:
+    crop_scale: float = 0.95
+    size: int = 224
+    brightness: float = 0.3
+    contrast: float = 0.4
+    saturation: float = 0.5
+    hue: float = 0.08
+    training: bool = True
+
+    @classmethod
+    def from_config(cls, cfg, training: bool = True) -> VideoTransform:
+        """cfg: an embodiment's `video` section (VideoTransformConfig)."""
+        return cls(
+            crop_scale=float(cfg.crop_scale),
+            size=int(cfg.resize),
+            brightness=float(cfg.brightness),
+            contrast=float(cfg.contrast),
+            saturation=float(cfg.saturation),
+            hue=float(cfg.hue),
+            training=training,
+        )
+
+    def crop_size(self, h: int, w: int) -> tuple[int, int]:
+        return int(h * self.crop_scale), int(w * self.crop_scale)
+
+    def __call__(
+        self, frames: np.ndarray | torch.Tensor, generator: torch.Generator | None = None
+    ) -> np.ndarray:
+        """One sample: uint8 (..., H, W, 3) (e.g. (T, V, H, W, 3)) -> uint8 (..., size, size, 3)."""
+        return self.batch(_as_tensor(frames).unsqueeze(0), generator)[0]
+
+    def batch(
+        self, frames: torch.Tensor | np.ndarray, generator: torch.Generator | None = None
+    ) -> np.ndarray:
+        """B samples at once: uint8 (B, ..., H, W, 3); each sample gets its own crop and jitter,
+        shared by all its frames/views."""
+        x = _as_tensor(frames)
+        if x.dtype != torch.uint8:
+            raise TypeError(f"video frames must be uint8, got {x.dtype}")
+        lead = x.shape[1:-3]
+        b, (h, w) = x.shape[0], x.shape[-3:-1]
+        n = int(np.prod(lead)) if len(lead) else 1
+        x = x.reshape(b, n, h, w, 3)
+        ch, cw = self.crop_size(h, w)
+        if self.training:
+            tops = torch.randint(0, h - ch + 1, (b,), generator=generator).tolist()
+            lefts = torch.randint(0, w - cw + 1, (b,), generator=generator).tolist()
+        else:
+            tops, lefts = [int(round((h - ch) / 2.0))] * b, [int(round((w - cw) / 2.0))] * b
+        crops = torch.stack(
+            [x[i, :, t : t + ch, c : c + cw] for i, (t, c) in enumerate(zip(tops, lefts, strict=True))]
+        )
+        y = crops.reshape(b * n, ch, cw, 3).permute(0, 3, 1, 2)  # NCHW view of NHWC = channels_last
+        if (ch, cw) != (self.size, self.size):
+            y = F.interpolate(
+                y.contiguous(memory_format=torch.channels_last),
+                size=(self.size, self.size),
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
+            )
+        if self.training and (self.brightness or self.contrast or self.saturation or self.hue):
+            # planar float layout: per-channel axpy passes beat a (P,3)x(3,3) bmm by ~5x
+            planar = y.contiguous().reshape(b, n, 3, -1).float()
+            y = self._jitter(planar, generator).reshape(b * n, 3, self.size, self.size)
+        y = y.permute(0, 2, 3, 1)  # (B*N, S, S, 3)
+        return y.reshape(b, *lead, self.size, self.size, 3).contiguous().numpy()
+
+    # -- colour jitter -----------------------------------------------------------------------
+    def sample_jitter(self, b: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        def uniform(lo: float, hi: float) -> torch.Tensor:
+            return lo + (hi - lo) * torch.rand(b, generator=generator)
+
+        return {
+            "brightness": uniform(max(0.0, 1 - self.brightness), 1 + self.brightness),
+            "contrast": uniform(max(0.0, 1 - self.contrast), 1 + self.contrast),
+            "saturation": uniform(max(0.0, 1 - self.saturation), 1 + self.saturation),
+            "hue": uniform(-self.hue, self.hue),
+            "order": torch.stack([torch.randperm(4, generator=generator) for _ in range(b)]),
+        }
+
+    def _jitter(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """x: float planar (B, N, 3, P) in [0, 255] -> uint8 (B, N, 3, P).
+
+        One affine colour map per sample; the contrast step's offset depends on each frame's mean."""
+        b, n = x.shape[:2]
+        p = self.sample_jitter(b, generator)
+        mean = x.mean(dim=-1)  # (B, N, 3): contrast blends towards the frame's mean grey
+        eye = torch.eye(3)
+        m = eye.expand(b, 3, 3).clone()
+        off = torch.zeros(b, n, 3)
+        for i in range(b):
+            mi, oi = m[i], off[i]
+            for op in p["order"][i].tolist():
+                if op == 0:  # brightness: x * f
+                    a, c = float(p["brightness"][i]) * eye, torch.zeros(n, 3)
+                elif op == 1:  # contrast: f * x + (1 - f) * mean grey of the frame
+                    f = float(p["contrast"][i])
+                    grey_mean = (mean[i] @ mi.T + oi) @ _GREY  # (n,)
+                    a, c = f * eye, ((1 - f) * grey_mean)[:, None].expand(n, 3)
+                elif op == 2:  # saturation: f * x + (1 - f) * grey(x)
+                    f = float(p["saturation"][i])
+                    a, c = f * eye + (1 - f) * _GREY.expand(3, 3), torch.zeros(n, 3)
+                else:  # hue: rotate chroma (I, Q) by 2*pi*h
+                    th = 2 * math.pi * float(p["hue"][i])
+                    rot = torch.tensor(
+                        [[1, 0, 0], [0, math.cos(th), -math.sin(th)], [0, math.sin(th), math.cos(th)]]
+                    )
+                    a, c = _YIQ2RGB @ rot @ _RGB2YIQ, torch.zeros(n, 3)
+                mi, oi = a @ mi, oi @ a.T + c
+            m[i], off[i] = mi, oi
+        mats = m[:, None, :, :, None].expand(b, n, 3, 3, 1)
+        offs = (off + 0.5)[..., None]  # +0.5: the uint8 cast truncates, so this rounds
+        out = torch.empty_like(x)
+        for c in range(3):
+            o = out[:, :, c]
+            torch.mul(x[:, :, 0], mats[:, :, c, 0], out=o)
+            o.addcmul_(x[:, :, 1], mats[:, :, c, 1]).addcmul_(x[:, :, 2], mats[:, :, c, 2]).add_(
+                offs[:, :, c]
+            )
+        return out.clamp_(0, 255).to(torch.uint8)
