@@ -69,6 +69,7 @@ class ToolsConfig:
     target_version: str = "v2.1"  # convert
     episode: int = 0  # inspect
     fail_on_warning: bool = False  # validate
+    full_decode: bool = False  # validate: decode every video frame (default: probe + first frame)
 
 
 @dataclass

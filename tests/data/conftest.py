@@ -76,3 +76,29 @@ def synthetic_copy(synthetic_dataset: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "synthetic"
     shutil.copytree(synthetic_dataset, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def hash_tree():
+    """`hash_tree(path) -> str`: changes if anything under path changes."""
+    return tree_hash
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    """`run_cli(args, run_dir) -> CompletedProcess`: `python run.py *args` with hydra.run.dir=run_dir."""
+    import subprocess
+    import sys
+
+    def _run(args: list[str], run_dir: Path) -> subprocess.CompletedProcess:
+        env = {**os.environ, "GR00T_EXP_SHARED": str(shared_root()), "PROJECT_ROOT": str(REPO_ROOT)}
+        return subprocess.run(
+            [sys.executable, "run.py", *args, f"hydra.run.dir={run_dir}"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+    return _run
