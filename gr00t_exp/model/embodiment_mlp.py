@@ -1,0 +1,78 @@
+"""Per-embodiment (category-specific) layers of the N1.5 action head.
+
+Each layer holds one weight set per embodiment id: `W` (E, in, out), `b` (E, out). A batch gathers
+its samples' weight sets by id and runs one batched matmul, so mixed-embodiment batches need no
+Python loop and shapes stay static (torch.compile / CUDA graphs friendly).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class CategorySpecificLinear(nn.Module):
+    def __init__(self, num_categories: int, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.W = nn.Parameter(0.02 * torch.randn(num_categories, in_dim, out_dim))
+        self.b = nn.Parameter(torch.zeros(num_categories, out_dim))
+
+    def forward(self, x: Tensor, cat_ids: Tensor) -> Tensor:
+        """x (B, T, in), cat_ids (B,) -> (B, T, out)."""
+        return torch.baddbmm(self.b[cat_ids].unsqueeze(1), x, self.W[cat_ids])
+
+
+class CategorySpecificMLP(nn.Module):
+    """layer1 -> ReLU -> layer2, both per embodiment."""
+
+    def __init__(self, num_categories: int, in_dim: int, hidden_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.layer1 = CategorySpecificLinear(num_categories, in_dim, hidden_dim)
+        self.layer2 = CategorySpecificLinear(num_categories, hidden_dim, out_dim)
+
+    def forward(self, x: Tensor, cat_ids: Tensor) -> Tensor:
+        return self.layer2(F.relu(self.layer1(x, cat_ids)), cat_ids)
+
+
+def action_time_sinusoid(timesteps: Tensor, dim: int) -> Tensor:
+    """(B, T) integer buckets -> (B, T, dim) = [sin | cos], frequencies exp(-i ln(10000) / (dim/2)).
+
+    Same float32 op order as the reference (buckets up to 999 amplify frequency rounding).
+    """
+    half = dim // 2
+    step = torch.log(torch.tensor(10000.0, device=timesteps.device)) / half
+    exponent = -torch.arange(half, dtype=torch.float32, device=timesteps.device) * step
+    freqs = timesteps.float().unsqueeze(-1) * exponent.exp()
+    return torch.cat([torch.sin(freqs), torch.cos(freqs)], dim=-1)
+
+
+class MultiEmbodimentActionEncoder(nn.Module):
+    """Noisy action chunk + timestep bucket -> action tokens.
+
+    a = W1(actions); x = swish(W2([a | sinusoid(t)])); out = W3(x), all per embodiment.
+    """
+
+    def __init__(self, action_dim: int, hidden_size: int, num_embodiments: int) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.W1 = CategorySpecificLinear(num_embodiments, action_dim, hidden_size)
+        self.W2 = CategorySpecificLinear(num_embodiments, 2 * hidden_size, hidden_size)
+        self.W3 = CategorySpecificLinear(num_embodiments, hidden_size, hidden_size)
+
+    def time_features(self, timesteps: Tensor, horizon: int, dtype: torch.dtype) -> Tensor:
+        """(B,) buckets -> (B, horizon, hidden) sinusoid; constant per denoising step."""
+        t = timesteps[:, None].expand(-1, horizon)
+        return action_time_sinusoid(t, self.hidden_size).to(dtype)
+
+    def forward(
+        self, actions: Tensor, timesteps: Tensor, cat_ids: Tensor, time_features: Tensor | None = None
+    ) -> Tensor:
+        a = self.W1(actions, cat_ids)
+        tau = (
+            time_features
+            if time_features is not None
+            else self.time_features(timesteps, actions.shape[1], a.dtype)
+        )
+        x = F.silu(self.W2(torch.cat([a, tau], dim=-1), cat_ids))
+        return self.W3(x, cat_ids)
