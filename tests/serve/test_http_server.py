@@ -1,0 +1,156 @@
+"""HTTP server: upstream's json_numpy requests, plain lists, health, metadata, tokens, size limits."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from gr00t_exp.serve.http_server import HttpPolicyServer
+from gr00t_exp.serve.replay import ReplayPolicy
+from gr00t_exp.serve.security import InsecureBindError
+
+from .conftest import SlowPolicy, flat_obs, nested_obs
+
+TOKEN = "http-token-" + "z" * 16
+
+
+def np_json(a: np.ndarray) -> dict:
+    """json_numpy's array encoding, written from its documented format."""
+    a = np.ascontiguousarray(a)
+    return {"__numpy__": base64.b64encode(a.tobytes()).decode(), "dtype": a.dtype.str, "shape": list(a.shape)}
+
+
+def from_json(v):
+    if isinstance(v, dict) and "__numpy__" in v:
+        return np.frombuffer(base64.b64decode(v["__numpy__"]), np.dtype(v["dtype"])).reshape(v["shape"])
+    return v
+
+
+def encode_obs(obs: dict) -> dict:
+    return {k: (np_json(v) if isinstance(v, np.ndarray) else v) for k, v in obs.items()}
+
+
+@pytest.fixture
+def http(const_policy):
+    with (
+        HttpPolicyServer(const_policy, port=0) as srv,
+        httpx.Client(base_url=f"http://127.0.0.1:{srv.port}", timeout=10) as c,
+    ):
+        yield c
+
+
+def test_act_with_json_numpy(http, spec):
+    r = http.post("/act", json={"observation": encode_obs(flat_obs(spec))})
+    assert r.status_code == 200, r.text
+    action = {k: from_json(v) for k, v in r.json().items()}
+    assert action["action.left_arm"].shape == (16, 7) and action["action.left_arm"].dtype == np.float32
+    np.testing.assert_allclose(action["action.right_hand"], 0.5)
+    stages = dict(p.split(";dur=") for p in r.headers["server-timing"].split(", "))
+    assert {"decode", "validate", "policy", "encode"} <= set(stages)
+
+
+def test_act_with_plain_lists_and_encoded_string(http, spec):
+    obs = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in flat_obs(spec, batch=2).items()}
+    r = http.post("/act?format=list", json={"observation": obs})
+    assert r.status_code == 200, r.text
+    assert np.asarray(r.json()["action.left_hand"]).shape == (2, 16, 6)
+    import json
+
+    r = http.post("/act", json={"encoded": json.dumps(encode_obs(flat_obs(spec))), "return_lists": True})
+    assert np.asarray(r.json()["action.left_arm"]).shape == (16, 7)
+
+
+def test_act_nested(http, spec):
+    obs = nested_obs(spec)
+    payload = {
+        g: {k: (np_json(v) if isinstance(v, np.ndarray) else v) for k, v in d.items()} for g, d in obs.items()
+    }
+    r = http.post("/act", json={"observation": payload})
+    assert r.status_code == 200, r.text
+    assert from_json(r.json()["left_arm"]).shape == (1, 16, 7)
+
+
+def test_health_metadata_and_errors(http, spec):
+    assert http.get("/health").json() == {"status": "healthy", "model": "GR00T"}
+    md = http.get("/metadata").json()
+    assert md["transport"] == "http" and md["model_card"]["action"]["left_arm"] == 7
+    assert http.get("/modality_config").json()["state"]["modality_keys"][0] == "state.left_arm"
+    r = http.post("/act", content=b"{not json")
+    assert r.status_code == 400 and "invalid JSON" in r.json()["error"]
+    obs = flat_obs(spec)
+    obs["video.ego_view"] = np.zeros((1, 10, 10, 3), np.uint8)
+    r = http.post("/act", json={"observation": encode_obs(obs)})
+    assert r.status_code == 400 and "image size 10x10" in r.json()["error"]
+    r = http.post(
+        "/act", json={"observation": {"state.left_arm": {"__numpy__": "AAAA", "dtype": "|O", "shape": [1]}}}
+    )
+    assert r.status_code == 400 and "not allowed" in r.json()["error"]
+    assert http.get("/health").status_code == 200
+
+
+def test_size_limit(const_policy, spec):
+    with HttpPolicyServer(const_policy, port=0, max_message_bytes=10_000) as srv:
+        r = httpx.post(f"http://127.0.0.1:{srv.port}/act", json={"observation": encode_obs(flat_obs(spec))})
+        assert r.status_code == 413
+        assert httpx.get(f"http://127.0.0.1:{srv.port}/health").status_code == 200
+
+
+def test_token_rules(const_policy, spec):
+    with pytest.raises(InsecureBindError):
+        HttpPolicyServer(const_policy, host="0.0.0.0", port=0)
+    with HttpPolicyServer(const_policy, host="0.0.0.0", port=0, api_token=TOKEN) as srv:
+        url = f"http://127.0.0.1:{srv.port}"
+        body = {"observation": encode_obs(flat_obs(spec))}
+        assert httpx.post(url + "/act", json=body).status_code == 401
+        assert (
+            httpx.post(url + "/act", json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
+        )
+        assert httpx.get(url + "/metadata").status_code == 401
+        assert httpx.get(url + "/health").status_code == 200
+        assert (
+            httpx.post(url + "/act", json=body, headers={"Authorization": f"Bearer {TOKEN}"}).status_code
+            == 200
+        )
+        assert httpx.post(url + "/act", json={**body, "api_token": TOKEN}).status_code == 200
+        assert (
+            httpx.get(url + "/metadata", headers={"X-API-Token": TOKEN}).json()["auth"]["api_token"] is True
+        )
+
+
+def test_health_answers_during_an_action(spec):
+    policy = SlowPolicy(spec, delay_s=1.0)
+    with HttpPolicyServer(policy, port=0) as srv:
+        url = f"http://127.0.0.1:{srv.port}"
+        t = threading.Thread(
+            target=lambda: httpx.post(
+                url + "/act", json={"observation": encode_obs(flat_obs(spec))}, timeout=10
+            )
+        )
+        t.start()
+        assert policy.started.wait(5)
+        t0 = time.perf_counter()
+        assert httpx.get(url + "/health").status_code == 200
+        assert time.perf_counter() - t0 < 0.5
+        t.join(10)
+
+
+def test_replay_over_http(picknplace):
+    policy = ReplayPolicy(
+        picknplace, state_keys=["left_arm"], action_keys=["left_arm"], video_keys=["ego_view"]
+    )
+    expected = policy.layout.read_columns(2, ["action"])["action"][:16, :7]
+    obs = {
+        "video.ego_view": np_json(np.zeros((1, 256, 256, 3), np.uint8)),
+        "state.left_arm": [[0.0] * 7],
+        "annotation.human.action.task_description": ["pick"],
+    }
+    with HttpPolicyServer(policy, port=0) as srv:
+        url = f"http://127.0.0.1:{srv.port}"
+        assert httpx.post(url + "/reset", json={"options": {"episode_index": 2}}).json()["episode_index"] == 2
+        r = httpx.post(url + "/act", json={"observation": obs})
+        np.testing.assert_allclose(from_json(r.json()["action.left_arm"]), expected, rtol=1e-6)
