@@ -31,6 +31,8 @@ class FrameCacheConfig:
     # Frames are stored at this size (H, W); null keeps the source resolution.
     height: Optional[int] = None
     width: Optional[int] = None
+    # Decode every episode into the cache in DataModule.setup (before workers start).
+    build_on_setup: bool = True
 
 
 @dataclass
@@ -47,6 +49,9 @@ class DataConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     video_backend: str = "auto"  # auto | torchcodec | pyav
     timestamp_tolerance_s: float = 1e-4
+    # Shift an episode's parquet timestamps so its first row maps to the video's first frame
+    # (robot_sim.PickNPlace logs row i at (i+1)/fps while frame i plays at i/fps).
+    align_timestamps: bool = True
     cache: FrameCacheConfig = field(default_factory=FrameCacheConfig)
     batch_size: int = 32
     num_workers: int = 2
