@@ -99,6 +99,15 @@ def key_stats(stats: Mapping, modality: Any) -> dict[str, dict[str, dict[str, li
     return out
 
 
+def is_key_layout(stats: Mapping) -> bool:
+    """True for {"state": {key: {stat: list}}, "action": {...}}; False for stats.json's
+    {column: {stat: list}} (whose "action" column maps stat names to lists)."""
+    groups = [stats[g] for g in ("state", "action") if g in stats]
+    return bool(groups) and all(
+        isinstance(g, Mapping) and all(isinstance(v, Mapping) for v in g.values()) for g in groups
+    )
+
+
 def _short(key: str, group: str) -> str:
     return key[len(group) + 1 :] if key.startswith(group + ".") else key
 
@@ -115,7 +124,7 @@ class StateActionNormalizer:
     def __init__(self, embodiment: Any, stats: Mapping, modality: Any = None):
         self.embodiment = embodiment
         self.modality = modality
-        if "state" not in stats and "action" not in stats:
+        if not is_key_layout(stats):
             if modality is None:
                 raise ValueError("stats in stats.json layout need the dataset modality to be sliced per key")
             stats = key_stats(stats, modality)

@@ -1,0 +1,205 @@
+"""LightningDataModule: datasets, train/val split by episode, loaders, statistics.
+
+Split: the last `data.val_episodes` episodes of each source are held out for validation (eval
+transforms: centre crop, no jitter). `data.kind=synthetic` writes (or reuses) the synthetic
+dataset first. Statistics: the dataset's meta/stats.json when valid, else computed once and
+cached under `paths.cache_dir` (the dataset is never written). With the frame cache enabled,
+`setup` decodes every episode once up front (in the main process, before workers start).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
+
+from gr00t_exp.data.collate import Gr00tCollator
+from gr00t_exp.data.dataset import Gr00tDataset, MixtureDataset
+from gr00t_exp.data.meta import DatasetMeta, load_meta
+from gr00t_exp.data.transforms.normalize import key_stats
+from gr00t_exp.data.video import FrameCache, resolve_backend
+
+log = logging.getLogger(__name__)
+
+
+def worker_init_fn(worker_id: int) -> None:
+    # One intra-op thread per worker: the workers are the parallelism (no oversubscription).
+    torch.set_num_threads(1)
+    info = torch.utils.data.get_worker_info()
+    if info is not None:
+        np.random.seed(info.seed % 2**32)
+
+
+def _cfg_get(cfg: Any, key: str, default: Any = None) -> Any:
+    return getattr(cfg, key, default) if not isinstance(cfg, dict) else cfg.get(key, default)
+
+
+class Gr00tDataModule(pl.LightningDataModule):
+    """data_cfg: DataConfig; embodiment: EmbodimentConfig; processor: a Gr00tProcessor-like
+    callable (None = the shipped Gr00tProcessor, loaded on first use); cache_dir: where
+    computed statistics go (defaults to the frame cache's parent)."""
+
+    def __init__(
+        self,
+        data_cfg: Any,
+        embodiment: Any,
+        processor: Any = None,
+        cache_dir: str | Path | None = None,
+        seed: int = 42,
+        synthetic_dir: str | Path | None = None,
+    ):
+        super().__init__()
+        self.cfg = data_cfg
+        self.embodiment = embodiment
+        self._processor = processor
+        self.seed = seed
+        self.cache_dir = Path(cache_dir) if cache_dir else Path(data_cfg.cache.dir).parent
+        self.synthetic_dir = synthetic_dir
+        self.metas: list[DatasetMeta] = []
+        self.stats: list[dict] = []
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Any, processor: Any = None) -> Gr00tDataModule:
+        return cls(cfg.data, cfg.embodiment, processor, cache_dir=cfg.paths.cache_dir, seed=int(cfg.seed))
+
+    # ------------------------------------------------------------------ sources
+    def source_paths(self) -> list[tuple[Path, float]]:
+        kind = str(self.cfg.kind)
+        if kind == "synthetic":
+            from gr00t_exp.data.synthetic import write_synthetic_dataset
+
+            s = self.cfg.synthetic
+            out = write_synthetic_dataset(
+                self.synthetic_dir or s.out_dir,
+                self.embodiment,
+                episodes=s.episodes,
+                min_length=s.min_length,
+                max_length=s.max_length,
+                fps=s.fps,
+                height=s.height,
+                width=s.width,
+                seed=s.seed,
+            )
+            return [(Path(out), 1.0)]
+        if kind == "lerobot":
+            srcs = list(self.cfg.sources or [])
+            if not srcs:
+                raise ValueError("data.kind=lerobot needs data.sources=[{path: /your/dataset, weight: 1.0}]")
+            return [(Path(str(s.path)).expanduser(), float(s.weight)) for s in srcs]
+        raise ValueError(f"data.kind={kind!r} is unknown; use synthetic or lerobot")
+
+    def prepare_data(self) -> None:
+        self.source_paths()  # writes the synthetic dataset once (rank 0)
+
+    @property
+    def processor(self):
+        if self._processor is None:
+            from gr00t_exp.model.processor import Gr00tProcessor
+
+            self._processor = Gr00tProcessor.from_pretrained(None)
+        return self._processor
+
+    def frame_cache(self) -> FrameCache | None:
+        c = self.cfg.cache
+        if not c.enabled:
+            return None
+        return FrameCache(c.dir, c.height, c.width, backend=resolve_backend(str(self.cfg.video_backend)))
+
+    # ------------------------------------------------------------------ datasets
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        from gr00t_exp.data.stats import load_or_compute_stats
+
+        cache = self.frame_cache()
+        backend = resolve_backend(str(self.cfg.video_backend))
+        n_val = int(self.cfg.val_episodes)
+        trains, vals, weights = [], [], []
+        for path, weight in self.source_paths():
+            meta = load_meta(path, self.embodiment)
+            stats = load_or_compute_stats(meta, self.cache_dir)
+            self.metas.append(meta)
+            self.stats.append(stats)
+            eps = [e.index for e in meta.episodes]
+            if n_val >= len(eps):
+                raise ValueError(
+                    f"data.val_episodes={n_val} leaves no training episodes in {path} ({len(eps)} episodes)"
+                )
+            split = len(eps) - n_val
+            common = dict(
+                video_backend=backend,
+                frame_cache=cache,
+                timestamp_tolerance_s=float(self.cfg.timestamp_tolerance_s),
+                align_timestamps=bool(_cfg_get(self.cfg, "align_timestamps", True)),
+            )
+            tr = Gr00tDataset(meta, self.embodiment, stats, episodes=eps[:split], training=True, **common)
+            trains.append(tr)
+            weights.append(weight)
+            if n_val > 0:
+                vals.append(
+                    Gr00tDataset(meta, self.embodiment, stats, episodes=eps[split:], training=False, **common)
+                )
+            if cache is not None and bool(_cfg_get(self.cfg.cache, "build_on_setup", True)):
+                tr.warm_cache()
+                if n_val > 0:
+                    vals[-1].warm_cache()
+        if len(trains) == 1:
+            self.train_set = trains[0]
+        else:
+            self.train_set = MixtureDataset(
+                trains,
+                weights,
+                balance_dataset_weights=bool(self.cfg.balance_dataset_weights),
+                balance_trajectory_weights=bool(self.cfg.balance_trajectory_weights),
+                seed=self.seed,
+            )
+        self.val_set = (vals[0] if len(vals) == 1 else ConcatDataset(vals)) if vals else None
+
+    # ------------------------------------------------------------------ loaders
+    def _loader(self, ds: Dataset, shuffle: bool, batch_size: int | None = None) -> DataLoader:
+        workers = int(self.cfg.num_workers)
+        kw: dict[str, Any] = dict(
+            batch_size=int(batch_size or self.cfg.batch_size),
+            shuffle=shuffle,
+            num_workers=workers,
+            pin_memory=bool(self.cfg.pin_memory) and torch.cuda.is_available(),
+            collate_fn=Gr00tCollator(self.processor),
+            worker_init_fn=worker_init_fn,
+            drop_last=False,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+        if workers > 0:
+            kw["persistent_workers"] = bool(self.cfg.persistent_workers)
+            kw["prefetch_factor"] = int(self.cfg.prefetch_factor)
+        return DataLoader(ds, **kw)
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup("fit")
+        assert self.train_set is not None
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        self.setup("fit")
+        return self._loader(self.val_set, shuffle=False) if self.val_set is not None else []
+
+    # ------------------------------------------------------------------ metadata for checkpoints
+    def metadata(self) -> dict:
+        """experiment_cfg/metadata.json entry of this embodiment (stats per key, first source)."""
+        self.setup("fit")
+        meta, stats = self.metas[0], self.stats[0]
+        per_key = key_stats(stats, meta.modality)
+        tag = str(self.embodiment.embodiment_tag)
+        return {
+            tag: {
+                "statistics": per_key,
+                "modalities": meta.modality.to_json_dict(),
+                "embodiment_tag": tag,
+            }
+        }

@@ -1,0 +1,363 @@
+"""Sampling datasets: `Gr00tDataset` (one LeRobot dataset) and `MixtureDataset` (weighted mix).
+
+Every step of every episode is a sample (N1.5). A sample is upstream's GR00TTransform output
+(docs/interfaces.md): video uint8 (T, V, 224, 224, 3), state/state_mask (1, 64), action/action_mask
+(16, 32), embodiment_id, language. Frames are chosen by the parquet `timestamp` column, matched
+to the video's frame pts within `data.timestamp_tolerance_s`; a miss names episode, key and time.
+
+Timestamps vs pts: some datasets (robot_sim.PickNPlace) log row i at (i + 1) / fps while the
+video's frame i plays at i / fps. With `align_timestamps` (default) an episode's timestamps are
+shifted so its first row maps to the video's first frame (logged once per dataset); upstream's
+nearest-frame decoders instead return frame i + 1 for row i and repeat the last frame.
+
+Speed: frames come from the decoded-frame cache (uint8 memmap) when enabled, else from the
+video decoder; `__getitems__` (used by the DataLoader's batched fetch) runs the video transform
+once on the whole batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from gr00t_exp.data.meta import DatasetMeta
+from gr00t_exp.data.sampling import clamp_indices, episode_offsets, gather_padded, locate, step_indices
+from gr00t_exp.data.transforms import StateActionNormalizer, VideoTransform, pack_sample
+from gr00t_exp.data.video import FrameCache, open_video, timestamps_to_indices
+
+log = logging.getLogger(__name__)
+
+
+def _short(key: str, group: str) -> str:
+    return key[len(group) + 1 :] if key.startswith(group + ".") else key
+
+
+@dataclass
+class _Episode:
+    index: int
+    length: int
+    timestamps: np.ndarray
+    state: dict[str, np.ndarray]  # short key -> (L, D) float64
+    action: dict[str, np.ndarray]
+    language: np.ndarray | None  # (L,) task indices, or None -> episode task
+
+
+class Gr00tDataset(Dataset):
+    """One GR00T-flavoured LeRobot dataset as a map-style dataset of transformed samples.
+
+    meta: from `load_meta`; embodiment: EmbodimentConfig; stats: stats.json layout or the
+    per-key metadata.json layout; episodes: episode indices to use (default all);
+    frame_cache: a FrameCache, or None to decode from the videos; transform=False returns raw
+    (un-normalised, un-augmented, unpadded) samples.
+    """
+
+    def __init__(
+        self,
+        meta: DatasetMeta,
+        embodiment: Any,
+        stats: Mapping | None = None,
+        *,
+        episodes: Sequence[int] | None = None,
+        training: bool = True,
+        video_backend: str = "auto",
+        frame_cache: FrameCache | None = None,
+        timestamp_tolerance_s: float = 1e-4,
+        align_timestamps: bool = True,
+        transform: bool = True,
+        max_open_videos: int = 16,
+    ):
+        self.meta = meta
+        self.embodiment = embodiment
+        self.training = training
+        self.video_backend = video_backend
+        self.frame_cache = frame_cache
+        self.tolerance = float(timestamp_tolerance_s)
+        self.align = bool(align_timestamps)
+        self.do_transform = transform
+        self.max_open_videos = max_open_videos
+        known = {e.index: e for e in meta.episodes}
+        chosen = list(episodes) if episodes is not None else [e.index for e in meta.episodes]
+        missing = [e for e in chosen if e not in known]
+        if missing:
+            raise KeyError(f"{meta.root}: episodes {missing[:5]} are not in meta/episodes.jsonl")
+        self.episode_indices = chosen
+        self.lengths = [known[e].length for e in chosen]
+        self.offsets = episode_offsets(self.lengths)
+        mod = meta.modality
+        self.video_keys = [_short(k, "video") for k in embodiment.video_keys]
+        self.state_keys = [_short(k, "state") for k in embodiment.state_keys]
+        self.action_keys = [_short(k, "action") for k in embodiment.action_keys]
+        for group, keys in (
+            ("video", self.video_keys),
+            ("state", self.state_keys),
+            ("action", self.action_keys),
+        ):
+            have = getattr(mod, group)
+            bad = [k for k in keys if k not in have]
+            if bad:
+                raise KeyError(
+                    f"embodiment {embodiment.name}: {group} key(s) {', '.join(bad)} not in {meta.root}/meta/modality.json "
+                    f"(has: {', '.join(have) or 'none'}); choose the matching embodiment or fix modality.json"
+                )
+        self.obs_deltas = np.asarray(list(embodiment.observation_indices), np.int64)
+        self.action_deltas = np.asarray(list(embodiment.action_indices), np.int64)
+        self.language_key = _short(str(embodiment.language_key), "annotation")
+        self.video_transform = VideoTransform.from_config(embodiment.video, training=training)
+        self.normalizer = (
+            StateActionNormalizer(embodiment, stats, mod) if (transform and stats is not None) else None
+        )
+        if transform and stats is None:
+            raise ValueError("Gr00tDataset(transform=True) needs statistics (load_or_compute_stats(meta))")
+        self._episodes: OrderedDict[int, _Episode] = OrderedDict()
+        self._frame_maps: dict[tuple[int, str], np.ndarray] = {}
+        self._readers: OrderedDict[str, Any] = OrderedDict()
+        self._aligned_logged = False
+
+    # ------------------------------------------------------------------ episodes / frames
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getstate__(self):
+        # DataLoader workers re-open files lazily; keep pickles small
+        s = self.__dict__.copy()
+        s["_episodes"], s["_frame_maps"], s["_readers"] = OrderedDict(), {}, OrderedDict()
+        return s
+
+    def _episode(self, ep: int) -> _Episode:
+        e = self._episodes.get(ep)
+        if e is not None:
+            return e
+        mod = self.meta.modality
+        cols = {mod.column("state", k) for k in self.state_keys} | {
+            mod.column("action", k) for k in self.action_keys
+        }
+        lang_col = (
+            mod.column("annotation", self.language_key) if self.language_key in mod.annotation else None
+        )
+        available = set(self.meta.columns) if self.meta.columns else None
+        wanted = sorted(cols | {"timestamp"} | ({lang_col} if lang_col else set()))
+        if available is not None:
+            wanted = [c for c in wanted if c in available or c in cols]
+        data = self.meta.read_episode(ep, wanted)
+        n = len(next(iter(data.values())))
+        ts = data.get("timestamp")
+        ts = np.asarray(ts, np.float64) if ts is not None else np.arange(n) / self.meta.fps
+
+        def sl(group: str, key: str) -> np.ndarray:
+            spec = getattr(mod, group)[key]
+            col = mod.column(group, key)
+            if col not in data:
+                raise KeyError(f"{self.meta.parquet_path(ep)}: column {col!r} (for {group}.{key}) is missing")
+            arr = np.asarray(data[col], np.float64)
+            return (arr[:, None] if arr.ndim == 1 else arr)[:, spec.start : spec.end]
+
+        lang = data.get(lang_col) if lang_col else None
+        e = _Episode(
+            index=ep,
+            length=n,
+            timestamps=ts,
+            state={k: sl("state", k) for k in self.state_keys},
+            action={k: sl("action", k) for k in self.action_keys},
+            language=np.asarray(lang) if lang is not None else None,
+        )
+        self._episodes[ep] = e
+        if len(self._episodes) > 256:
+            self._episodes.popitem(last=False)
+        return e
+
+    def _video_source(self, ep: int, key: str):
+        path = self.meta.video_path(ep, self.meta.modality.video[key].original_key)
+        if self.frame_cache is not None:
+            cv = self.frame_cache.get(path)
+            return path, cv.pts, (lambda idx, cv=cv: cv.frames[idx])
+        r = self._readers.get(str(path))
+        if r is None:
+            r = open_video(path, self.video_backend)
+            self._readers[str(path)] = r
+            if len(self._readers) > self.max_open_videos:
+                self._readers.popitem(last=False)[1].close()
+        return path, r.pts, r.frames_at
+
+    def frame_map(self, ep: int, key: str) -> np.ndarray:
+        """Row -> frame index of episode `ep`'s video `key` (by timestamp, within tolerance)."""
+        m = self._frame_maps.get((ep, key))
+        if m is not None:
+            return m
+        e = self._episode(ep)
+        path, pts, _ = self._video_source(ep, key)
+        ts = e.timestamps
+        offset = ts[0] - pts[0] if len(pts) else 0.0
+        if self.align and abs(offset) > self.tolerance:
+            ts = ts - offset
+            if not self._aligned_logged:
+                log.info(
+                    "%s: parquet timestamps start %.4fs after the video's first frame; aligning them "
+                    "(data.align_timestamps=false to disable)",
+                    self.meta.root.name,
+                    offset,
+                )
+                self._aligned_logged = True
+        what = f"episode {ep} video.{key} ({self.meta.rel(path)}): "
+        m = timestamps_to_indices(pts, ts, self.tolerance, what=what)
+        self._frame_maps[(ep, key)] = m
+        return m
+
+    # ------------------------------------------------------------------ samples
+    def locate(self, index: int) -> tuple[int, int]:
+        """Flat sample index -> (episode index, base row)."""
+        pos, base = locate(index, self.offsets)
+        return self.episode_indices[pos], base
+
+    def raw_sample(self, ep: int, base: int) -> dict:
+        """Un-normalised sample: video (T, V, H, W, 3) uint8, state.* / action.* (T, D), language."""
+        e = self._episode(ep)
+        obs = step_indices(base, self.obs_deltas)
+        views = []
+        for key in self.video_keys:
+            _, _, fetch = self._video_source(ep, key)
+            views.append(np.asarray(fetch(self.frame_map(ep, key)[clamp_indices(obs, e.length)])))
+        shapes = {v.shape for v in views}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"{self.meta.root}: episode {ep} views {self.video_keys} have different sizes {shapes}; "
+                "set data.cache.height/width to store them at one size"
+            )
+        act = step_indices(base, self.action_deltas)
+        mod = self.meta.modality
+        out: dict[str, Any] = {"video": np.stack(views, axis=1)}
+        for k in self.state_keys:
+            out[f"state.{k}"] = gather_padded(e.state[k], obs, mod.state[k].absolute)
+        for k in self.action_keys:
+            out[f"action.{k}"] = gather_padded(e.action[k], act, mod.action[k].absolute)
+        out["language"] = self._language(e, int(clamp_indices(obs, e.length)[0]))
+        return out
+
+    def _language(self, e: _Episode, row: int) -> str:
+        if e.language is not None:
+            idx = int(e.language[row])
+            if idx in self.meta.tasks:
+                return self.meta.tasks[idx]
+        info = next((x for x in self.meta.episodes if x.index == e.index), None)
+        return info.tasks[0] if info is not None and info.tasks else ""
+
+    def finish(self, raw: dict, video: np.ndarray) -> dict:
+        """Normalise + pack one raw sample whose video is already transformed."""
+        assert self.normalizer is not None
+        state = self.normalizer.normalize_state({f"state.{k}": raw[f"state.{k}"] for k in self.state_keys})
+        action = self.normalizer.normalize_action(
+            {f"action.{k}": raw[f"action.{k}"] for k in self.action_keys}
+        )
+        emb = self.embodiment
+        return pack_sample(
+            video,
+            state,
+            action,
+            raw["language"],
+            [f"state.{k}" for k in self.state_keys],
+            [f"action.{k}" for k in self.action_keys],
+            str(emb.embodiment_tag),
+            int(emb.max_state_dim),
+            int(emb.max_action_dim),
+            action_horizon=len(self.action_deltas),
+        )
+
+    def samples_at(
+        self, locs: Sequence[tuple[int, int]], generator: torch.Generator | None = None
+    ) -> list[dict]:
+        raws = [self.raw_sample(ep, base) for ep, base in locs]
+        if not self.do_transform:
+            return raws
+        videos = self.video_transform.batch(np.stack([r["video"] for r in raws]), generator)
+        return [self.finish(r, v) for r, v in zip(raws, videos, strict=True)]
+
+    def __getitem__(self, index: int) -> dict:
+        return self.samples_at([self.locate(int(index))])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        return self.samples_at([self.locate(int(i)) for i in indices])
+
+    def warm_cache(self) -> int:
+        """Build the frame cache of every (episode, view) up front. Returns the number of videos."""
+        if self.frame_cache is None:
+            return 0
+        n = 0
+        for ep in self.episode_indices:
+            for key in self.video_keys:
+                self.frame_cache.build(self.meta.video_path(ep, self.meta.modality.video[key].original_key))
+                n += 1
+        return n
+
+
+class MixtureDataset(Dataset):
+    """Weighted mixture of Gr00tDatasets, as upstream's LeRobotMixtureDataset (§3.3).
+
+    Each index draws, from a RNG seeded by (seed, epoch, index): a dataset with probability ∝
+    weight (× its number of frames when balance_dataset_weights), a trajectory ∝ its length when
+    balance_trajectory_weights (else uniform), and a uniform base row. The length is the max over
+    primary datasets (weight == the largest weight) of len / probability, so one epoch visits each
+    primary dataset's frames once in expectation.
+    """
+
+    def __init__(
+        self,
+        datasets: Sequence[Gr00tDataset],
+        weights: Sequence[float],
+        *,
+        balance_dataset_weights: bool = True,
+        balance_trajectory_weights: bool = True,
+        seed: int = 42,
+    ):
+        if len(datasets) != len(weights) or not datasets:
+            raise ValueError("MixtureDataset needs one weight per dataset (data.sources[*].weight)")
+        w = np.asarray(weights, np.float64)
+        if (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"data.sources weights must be >= 0 with a positive sum, got {list(weights)}")
+        self.datasets = list(datasets)
+        self.seed = int(seed)
+        self.epoch = 0
+        sizes = np.asarray([len(d) for d in datasets], np.float64)
+        p = w * sizes if balance_dataset_weights else w.copy()
+        self.probs = p / p.sum()
+        self.balance_traj = balance_trajectory_weights
+        primary = w == w.max()
+        self._len = int(
+            np.ceil(max(sizes[i] / self.probs[i] for i in np.flatnonzero(primary) if self.probs[i] > 0))
+        )
+        self.traj_probs = [np.asarray(d.lengths, np.float64) / sum(d.lengths) for d in datasets]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def draw(self, index: int) -> tuple[int, int, int]:
+        """index -> (dataset position, episode index, base row); deterministic in (seed, epoch, index)."""
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        d = int(rng.choice(len(self.datasets), p=self.probs))
+        ds = self.datasets[d]
+        if self.balance_traj:
+            t = int(rng.choice(len(ds.lengths), p=self.traj_probs[d]))
+        else:
+            t = int(rng.integers(len(ds.lengths)))
+        base = int(rng.integers(ds.lengths[t]))
+        return d, ds.episode_indices[t], base
+
+    def __getitem__(self, index: int) -> dict:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        draws = [self.draw(int(i)) for i in indices]
+        out: list[dict | None] = [None] * len(draws)
+        for d in sorted({x[0] for x in draws}):
+            pos = [i for i, x in enumerate(draws) if x[0] == d]
+            for i, s in zip(pos, self.datasets[d].samples_at([draws[i][1:] for i in pos]), strict=True):
+                out[i] = s
+        return out  # type: ignore[return-value]
