@@ -189,10 +189,11 @@ class ZmqPolicyServer:
                 if router in events:
                     while True:
                         try:
-                            frames = router.recv_multipart(zmq.NOBLOCK)
+                            frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
                         except zmq.Again:
                             break
-                        self._on_request(router, frames)
+                        # Routing frames as bytes (tiny); the body stays a zero-copy buffer.
+                        self._on_request(router, [f.bytes for f in frames[:-1]] + [frames[-1].buffer])
                 if self.service.kill_requested:
                     time.sleep(0.05)  # let the kill reply leave
                     self._stop.set()
@@ -203,7 +204,7 @@ class ZmqPolicyServer:
             router.close(0)
             results.close(0)
 
-    def _on_request(self, router: zmq.Socket, frames: list[bytes]) -> None:
+    def _on_request(self, router: zmq.Socket, frames: list) -> None:
         t_recv = time.perf_counter()
         if len(frames) < 2:
             return  # not a routable request
