@@ -1,0 +1,242 @@
+"""Policies: `BasePolicy` (interface), `ConstantPolicy`, and `Gr00tPolicy` (a GR00T N1.5 checkpoint).
+
+Gr00tPolicy serves an export in the hub layout. Everything that defines the model's inputs and
+outputs comes from the checkpoint: normalisation statistics and modality layout from
+experiment_cfg/metadata.json, the training embodiment config from this project's export entry
+(`<tag>.gr00t_exp.config.embodiment`). A serving embodiment config that differs is refused with
+the list of differences. Per request: validate (observation.py) -> eval video transform (centre
+crop + resize, as training's eval path) -> normalise + pack + processor (the training pipeline's
+own functions) -> model.get_action -> un-normalise per key -> relative keys made absolute with
+the observed state. torch is imported only when a Gr00tPolicy is built.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gr00t_exp.serve.base import BasePolicy, ConstantPolicy
+from gr00t_exp.serve.checkpoint_meta import (
+    CheckpointMismatchError,
+    canonical_hash,
+    check_against_modalities,
+    checkpoint_id,
+    compare_embodiments,
+    read_metadata,
+)
+from gr00t_exp.serve.observation import Observation, ObservationSpec
+
+__all__ = ["BasePolicy", "CheckpointMismatchError", "ConstantPolicy", "Gr00tPolicy"]
+
+log = logging.getLogger(__name__)
+
+
+def _short(key: str, group: str) -> str:
+    key = str(key)
+    return key[len(group) + 1 :] if key.startswith(group + ".") else key
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+class Gr00tPolicy(BasePolicy):
+    kind = "gr00t"
+
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        embodiment_tag: str | None = None,
+        embodiment: Any = None,
+        denoising_steps: int | None = 4,
+        device: str = "auto",
+        strict: bool = True,
+        dtype: str | None = None,
+    ):
+        """checkpoint: hub-layout export dir. embodiment: the serving EmbodimentConfig; required for
+        upstream checkpoints (no training config inside), checked against ours when given."""
+        import torch
+        from omegaconf import OmegaConf
+
+        from gr00t_exp.data.collate import Gr00tCollator
+        from gr00t_exp.data.transforms import StateActionNormalizer, VideoTransform
+        from gr00t_exp.model import load_pretrained
+        from gr00t_exp.model.processor import Gr00tProcessor
+
+        self.checkpoint = Path(checkpoint).expanduser()
+        if not self.checkpoint.is_dir():
+            raise FileNotFoundError(f"deploy.policy.checkpoint={checkpoint}: no such directory")
+        self.embodiment_tag, entry = read_metadata(self.checkpoint, embodiment_tag)
+        trained = (entry.get("gr00t_exp") or {}).get("config", {}).get("embodiment")
+        if trained is not None and embodiment is not None:
+            diffs = compare_embodiments(trained, embodiment)
+            if diffs:
+                raise CheckpointMismatchError(
+                    f"the serving embodiment config does not match checkpoint {self.checkpoint}:\n  - "
+                    + "\n  - ".join(diffs)
+                    + "\nServe with the training embodiment (e.g. embodiment=<the one used to train>) "
+                    "or set deploy.policy.check_embodiment=false to use the checkpoint's own."
+                )
+        emb_src = trained if trained is not None else embodiment
+        if emb_src is None:
+            raise ValueError(
+                f"{self.checkpoint} carries no training embodiment config (an upstream checkpoint?): "
+                "pass the serving embodiment (embodiment=<name>) so keys and normalisation are known"
+            )
+        emb = OmegaConf.create(OmegaConf.to_container(OmegaConf.create(emb_src), resolve=True))
+        problems = check_against_modalities(emb, entry, f"{self.checkpoint}/experiment_cfg/metadata.json")
+        if problems:
+            raise CheckpointMismatchError("; ".join(problems))
+        if str(emb.embodiment_tag) != self.embodiment_tag:
+            raise CheckpointMismatchError(
+                f"embodiment.embodiment_tag={emb.embodiment_tag!r} but the checkpoint entry is "
+                f"{self.embodiment_tag!r}"
+            )
+        self.embodiment = emb
+        self.statistics = entry["statistics"]
+        self.normalizer = StateActionNormalizer(emb, self.statistics)
+        self.video_transform = VideoTransform.from_config(emb.video, training=False)
+        mods = entry["modalities"]
+        self.video_keys = [_short(k, "video") for k in emb.video_keys]
+        self.state_keys = [_short(k, "state") for k in emb.state_keys]
+        self.action_keys = [_short(k, "action") for k in emb.action_keys]
+
+        def resolution(k: str) -> tuple[int, int] | None:
+            res = mods.get("video", {}).get(k, {}).get("resolution")
+            return (int(res[1]), int(res[0])) if res else None  # metadata is [W, H]
+
+        state_dims = {k: int(mods["state"][k]["shape"][0]) for k in self.state_keys}
+        action_dims = {k: int(mods["action"][k]["shape"][0]) for k in self.action_keys}
+        # Relative action keys (absolute=false) become absolute with the same-named state key.
+        relative: dict[str, str] = {}
+        self.delta_keys: list[str] = []
+        for k in self.action_keys:
+            if not mods["action"][k].get("absolute", True):
+                if k in state_dims and state_dims[k] == action_dims[k]:
+                    relative[k] = k
+                else:
+                    self.delta_keys.append(k)  # no matching state: served as the model emits it
+        self.spec = ObservationSpec(
+            video={k: resolution(k) for k in self.video_keys},
+            state=state_dims,
+            action=action_dims,
+            language_key=str(emb.language_key),
+            video_horizon=len(emb.observation_indices),
+            state_horizon=len(emb.observation_indices),
+            action_horizon=len(emb.action_indices),
+            strict=strict,
+            relative_actions=relative,
+        )
+        self.action_width = sum(self.normalizer.width("action", k) for k in self.action_keys)
+
+        self.device = _resolve_device(device)
+        self.model = load_pretrained(
+            self.checkpoint,
+            dtype=dtype or ("bfloat16" if self.device.startswith("cuda") else "float32"),
+            device=self.device,
+            action_horizon=self.spec.action_horizon,
+        )
+        self.model.eval()
+        self.denoising_steps = denoising_steps
+        proc_dir = self.checkpoint if (self.checkpoint / "preprocessor_config.json").is_file() else None
+        self.collate = Gr00tCollator(Gr00tProcessor.from_pretrained(proc_dir))
+        self._torch = torch
+        self._bb_ms = 0.0
+        self._hook_backbone()
+        self._card = {
+            "embodiment_tag": self.embodiment_tag,
+            "normalization_hash": canonical_hash(self.statistics),
+            "checkpoint_id": checkpoint_id(self.checkpoint),
+            "checkpoint": str(self.checkpoint),
+            "denoising_steps": denoising_steps,
+            "device": self.device,
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+            "delta_actions": list(self.delta_keys),
+        }
+
+    def _hook_backbone(self) -> None:
+        """Time the backbone inside model.get_action with forward hooks (the head is the rest)."""
+        torch = self._torch
+        sync = torch.cuda.synchronize if self.device.startswith("cuda") else (lambda: None)
+        state: dict[str, float] = {}
+
+        def pre(_m, _args):
+            sync()
+            state["t0"] = time.perf_counter()
+
+        def post(_m, _args, _out):
+            sync()
+            self._bb_ms = (time.perf_counter() - state["t0"]) * 1e3
+
+        self.model.backbone.register_forward_pre_hook(pre)
+        self.model.backbone.register_forward_hook(post)
+
+    # -- inference ---------------------------------------------------------------------------
+    def _predict(self, obs: Observation, options: dict | None) -> tuple[dict[str, np.ndarray], dict]:
+        from gr00t_exp.data.transforms import pack_sample
+
+        torch = self._torch
+        emb = self.embodiment
+        t0 = time.perf_counter()
+        # (B, T, V, H, W, 3): time-major then view, as the training samples
+        video = np.stack([obs.video[k] for k in self.video_keys], axis=2)
+        video = self.video_transform.batch(video)
+        states = self.normalizer.normalize_state({f"state.{k}": obs.state[k] for k in self.state_keys})
+        samples = [
+            pack_sample(
+                video[i],
+                {k: v[i] for k, v in states.items()},
+                None,
+                obs.language[i],
+                [f"state.{k}" for k in self.state_keys],
+                [f"action.{k}" for k in self.action_keys],
+                self.embodiment_tag,
+                int(emb.max_state_dim),
+                int(emb.max_action_dim),
+            )
+            for i in range(obs.batch_size)
+        ]
+        batch = {
+            k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in self.collate(samples).items()
+        }
+        init_noise = None
+        seed = (options or {}).get("seed")
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise ValueError(f"options.seed must be an integer, got {seed!r}")
+            cfg = self.model.action_head.config
+            gen = torch.Generator().manual_seed(seed)
+            init_noise = torch.randn(obs.batch_size, cfg.action_horizon, cfg.action_dim, generator=gen)
+            init_noise = init_noise.to(self.device, self.model.action_head.dtype)
+        sync = torch.cuda.synchronize if self.device.startswith("cuda") else (lambda: None)
+        sync()
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            pred = self.model.get_action(batch, init_noise=init_noise, num_steps=self.denoising_steps)
+        sync()
+        t2 = time.perf_counter()
+        a = pred["action_pred"].float().cpu().numpy()[..., : self.action_width]
+        raw = self.normalizer.unnormalize_action(a)
+        actions = {k: np.asarray(raw[f"action.{k}"], dtype=np.float32) for k in self.action_keys}
+        for k, sk in self.spec.relative_actions.items():
+            actions[k] = actions[k] + obs.state[sk][:, -1:, :]  # last observed state frame
+        t3 = time.perf_counter()
+        model_ms = (t2 - t1) * 1e3
+        bb = min(self._bb_ms, model_ms)
+        return actions, {
+            "preprocess": (t1 - t0) * 1e3,
+            "backbone": bb,
+            "action_head": model_ms - bb,
+            "postprocess": (t3 - t2) * 1e3,
+        }
+
+    def model_card(self) -> dict[str, Any]:
+        return {**super().model_card(), **self._card}
