@@ -18,6 +18,7 @@ once on the whole batch.
 from __future__ import annotations
 
 import logging
+import os
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -119,6 +120,7 @@ class Gr00tDataset(Dataset):
         self._frame_maps: dict[tuple[int, str], np.ndarray] = {}
         self._readers: OrderedDict[str, Any] = OrderedDict()
         self._aligned_logged = False
+        self._pid = os.getpid()
 
     # ------------------------------------------------------------------ episodes / frames
     def __len__(self) -> int:
@@ -177,6 +179,10 @@ class Gr00tDataset(Dataset):
         if self.frame_cache is not None:
             cv = self.frame_cache.get(path)
             return path, cv.pts, (lambda idx, cv=cv: cv.frames[idx])
+        if self._pid != os.getpid():
+            # forked DataLoader worker: decoder state must not be shared with the parent
+            self._readers = OrderedDict()
+            self._pid = os.getpid()
         r = self._readers.get(str(path))
         if r is None:
             r = open_video(path, self.video_backend)
