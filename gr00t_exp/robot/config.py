@@ -21,6 +21,11 @@ class JointConfig:
     kd: float = 1.5
 
 
+def jattr(joint, key: str):
+    """A JointConfig field from a dataclass, a DictConfig or a plain dict."""
+    return joint[key] if isinstance(joint, dict) or hasattr(joint, "keys") else getattr(joint, key)
+
+
 def _j(index: int, lower: float, upper: float, kp: float = 60.0, kd: float = 1.5) -> JointConfig:
     return JointConfig(index=index, lower=lower, upper=upper, kp=kp, kd=kd)
 

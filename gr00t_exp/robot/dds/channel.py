@@ -15,6 +15,7 @@ from typing import Any, Generic, Optional, TypeVar
 
 from cyclonedds.core import Policy, Qos
 from cyclonedds.domain import Domain, DomainParticipant
+from cyclonedds.internal import InvalidSample
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
@@ -123,9 +124,9 @@ class Subscriber(Generic[T]):
 
     def latest(self) -> Optional[T]:
         """Take the newest pending sample (or None when nothing new arrived)."""
-        samples = self.reader.take(N=1)
+        samples = [s for s in self.reader.take(N=1) if not isinstance(s, InvalidSample)]
         if not samples:
-            return None
+            return None  # nothing new, or only a lifecycle notice (a writer went away)
         self.last = Received(samples[-1], time.monotonic())
         return samples[-1]
 

@@ -1,0 +1,6 @@
+"""Fakes that speak the robot's real protocols (DDS on loopback, ZMQ JPEG) for tests and benches."""
+
+from gr00t_exp.robot.fakes.g1 import FakeG1
+from gr00t_exp.robot.fakes.hands import FakeDfxHands, FakeFtpHands
+
+__all__ = ["FakeG1", "FakeDfxHands", "FakeFtpHands"]

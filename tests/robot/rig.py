@@ -1,0 +1,128 @@
+"""Shared test rig: fakes on loopback + a runner config for them."""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import numpy as np
+
+from gr00t_exp.robot.config import (
+    CamerasConfig,
+    CameraServerConfig,
+    CameraSourceConfig,
+    CameraSplit,
+    CameraStream,
+    RobotConfig,
+)
+
+ARM = ["shoulder_pitch", "shoulder_roll", "shoulder_yaw", "elbow", "wrist_roll", "wrist_pitch", "wrist_yaw"]
+FPS = 30.0
+
+
+def embodiment(video: bool = True):
+    return SimpleNamespace(
+        name="g1_test",
+        state_keys=["state.left_arm", "state.right_arm", "state.left_hand", "state.right_hand"],
+        action_keys=["action.left_arm", "action.right_arm", "action.left_hand", "action.right_hand"],
+        video_keys=["video.cam_left_high"] if video else [],
+        language_key="annotation.human.task_description",
+        modality=None,
+    )
+
+
+def robot_cfg(domain_id: int, cam_port: int | None = None, **safety) -> RobotConfig:
+    rc = RobotConfig()
+    rc.dds.domain_id, rc.dds.interface = domain_id, "lo"
+    rc.arm.weight_ramp_s = 0.2
+    rc.arm.lowstate_timeout_s = 3.0
+    rc.safety.confirm = False
+    rc.safety.max_episode_s = 1.0
+    rc.safety.policy_timeout_s = 0.5
+    rc.safety.max_velocity = 2.0
+    for k, v in safety.items():
+        setattr(rc.safety, k, v)
+    rc.control.fps = FPS
+    rc.control.task = "wave"
+    rc.hands.state_timeout_s = 0.2
+    if cam_port is not None:
+        rc.cameras = CamerasConfig(
+            host="127.0.0.1",
+            streams=[
+                CameraStream(
+                    port=cam_port,
+                    splits=[CameraSplit("cam_left_high", 0, 64), CameraSplit("cam_right_high", 64, 128)],
+                )
+            ],
+            stale_s=0.5,
+            startup_timeout_s=3.0,
+        )
+    return rc
+
+
+def camera_server_cfg(port: int) -> CameraServerConfig:
+    return CameraServerConfig(
+        bind=f"tcp://127.0.0.1:{port}", layout="stitched", fps=30.0, jpeg_quality=90,
+        sources=[CameraSourceConfig("head", "synthetic", 128, 48)],
+    )  # fmt: skip
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wave(t: np.ndarray) -> dict[str, np.ndarray]:
+    """A smooth, in-limits reference motion (rad, hands 0..1) as a function of time (s)."""
+    t = np.asarray(t, float)[:, None]
+    k = np.arange(7)[None]
+    left = 0.3 * np.sin(2 * np.pi * 0.6 * t + 0.3 * k) * (k % 2 == 0) + 0.2 * (k == 3)
+    right = -0.25 * np.sin(2 * np.pi * 0.6 * t + 0.2 * k) * (k % 2 == 1) + 0.2 * (k == 3)
+    hand = 0.6 + 0.3 * np.sin(2 * np.pi * 0.5 * t + np.arange(6)[None])
+    return {"left_arm": left, "right_arm": right, "left_hand": hand, "right_hand": 1.0 - hand * 0.5}
+
+
+class ScriptedPolicy:
+    """A local policy with the PolicyClient/BasePolicy get_action interface, following `wave`.
+
+    mode: ok | nan | stall_after (raises after `n` calls, like a dead server) | limits (far out of range)
+    """
+
+    def __init__(self, mode: str = "ok", n: int = 2, horizon: int = 16):
+        self.mode, self.n, self.h = mode, n, horizon
+        self.calls = 0
+        self.t0 = None
+        self.lock = threading.Lock()
+
+    def get_modality_config(self) -> dict:
+        return {
+            "action": {
+                "delta_indices": list(range(self.h)),
+                "modality_keys": [f"action.{k}" for k in wave(np.zeros(1))],
+            }
+        }
+
+    def get_action(self, obs: dict) -> dict:
+        with self.lock:
+            self.calls += 1
+            calls = self.calls
+        assert obs["state.left_arm"].shape == (1, 7) and obs["state.left_hand"].shape == (1, 6)
+        import time
+
+        if self.mode == "stall_after" and calls > self.n:
+            time.sleep(0.1)  # like a client whose server stopped answering
+            raise TimeoutError("no reply within 100 ms")
+
+        if self.t0 is None:
+            self.t0 = time.monotonic()
+        t = (time.monotonic() - self.t0) + np.arange(self.h) / FPS
+        acts = {f"action.{k}": v.astype(np.float32) for k, v in wave(t).items()}
+        if self.mode == "nan" and calls > self.n:
+            acts["action.left_arm"][3, 2] = np.nan
+        if self.mode == "limits":
+            acts["action.right_arm"][:, 1] = 3.0  # right shoulder roll upper limit is 1.5882
+            acts["action.left_arm"][:, 1] = 3.0  # left shoulder roll upper limit is 2.2515
+        return acts

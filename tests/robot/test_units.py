@@ -1,0 +1,116 @@
+"""Unit tests without DDS: safety, hands mapping, chunks, layout, camera colour order."""
+
+import numpy as np
+import pytest
+
+from gr00t_exp.robot import hands
+from gr00t_exp.robot.arm import ModeMachineError, check_mode_machine, weight_ramp
+from gr00t_exp.robot.chunks import Trajectory
+from gr00t_exp.robot.config import RobotConfig, g1_upper_body_joints
+from gr00t_exp.robot.layout import RobotLayout
+from gr00t_exp.robot.safety import JointLimits, MotionFilter, SafetyError, Watchdog, confirm
+
+from .rig import embodiment
+
+
+def test_limits_are_per_joint_not_mirrored():
+    j = g1_upper_body_joints()
+    lim = JointLimits.from_config(j, ["left_shoulder_roll", "right_shoulder_roll"], 0.05)
+    np.testing.assert_allclose(lim.lower, [-1.5882 + 0.05, -2.2515 + 0.05])
+    np.testing.assert_allclose(lim.upper, [2.2515 - 0.05, 1.5882 - 0.05])
+    # 2.0 rad is fine on the left shoulder roll, out of range on the right
+    assert lim.violations(np.array([2.0, 2.0])) == [lim.violations(np.array([0.0, 2.0]))[0]]
+    with pytest.raises(ValueError, match="limit_margin"):
+        JointLimits.from_config(j, ["waist_roll"], 0.6)
+
+
+def test_motion_filter_clamps_velocity_acceleration_and_limits():
+    lim = JointLimits.from_config(g1_upper_body_joints(), ["left_elbow", "right_elbow"], 0.05)
+    f = MotionFilter(lim, max_velocity=1.0, max_acceleration=5.0)
+    f.reset(np.zeros(2))
+    dt = 0.004
+    qs = [f.step(np.array([5.0, -0.5]), dt) for _ in range(1500)]
+    q = np.array(qs)
+    v = np.diff(np.vstack([np.zeros(2), q]), axis=0) / dt
+    assert np.abs(v).max() <= 1.0 + 1e-9
+    assert np.abs(np.diff(v, axis=0)).max() / dt <= 5.0 * 1.1  # the last settling step may round up
+    assert q[:, 0].max() <= 2.0944 - 0.05 + 1e-12  # elbow upper limit with margin
+    assert q[-1, 1] == pytest.approx(-0.5, abs=1e-3)  # reaches the target...
+    assert q[:, 1].min() >= -0.5 - 1e-3  # ...without overshooting it
+    with pytest.raises(SafetyError):
+        f.step(np.array([np.nan, 0.0]), dt)
+
+
+def test_watchdog_and_confirm():
+    t = [0.0]
+    w = Watchdog(0.1, clock=lambda: t[0])
+    assert w.stale()
+    w.feed()
+    t[0] = 0.05
+    assert not w.stale()
+    t[0] = 0.2
+    assert w.stale()
+    assert confirm("?", lambda p: "y") and not confirm("?", lambda p: "") and not confirm("?", lambda p: "no")
+
+
+def test_hand_mappings_dfx_right_first_and_ftp_scale():
+    left = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
+    right = np.array([1.0, 0.9, 0.8, 0.7, 0.6, 0.5])
+    q12 = hands.dfx_from_hands(left, right)
+    np.testing.assert_allclose(q12[:6], right)
+    np.testing.assert_allclose(q12[6:], left)
+    l2, r2 = hands.hands_from_dfx(q12)
+    np.testing.assert_allclose(l2, left) and np.testing.assert_allclose(r2, right)
+    assert hands.ftp_from_hand([1.0, 0.0, 0.5, 1.2, -0.1, 0.123]) == [1000, 0, 500, 1000, 0, 123]
+    np.testing.assert_allclose(
+        hands.hand_from_ftp([1000, 0, 500, 250, 750, 1]), [1, 0, 0.5, 0.25, 0.75, 0.001]
+    )
+    rl = hands.RateLimiter(2.0, np.ones(6))
+    out = rl.step(np.zeros(6), 0.1)
+    np.testing.assert_allclose(out, 0.8)
+
+
+def test_mode_machine_and_weight_ramp():
+    check_mode_machine(5, 5)
+    with pytest.raises(ModeMachineError, match="expected_mode_machine=5"):
+        check_mode_machine(6, 5)
+    assert weight_ramp(0.0, 2.0) == 0 and weight_ramp(1.0, 2.0) == 0.5 and weight_ramp(3.0, 2.0) == 1
+    assert weight_ramp(0.5, 1.0, 1.0, 0.0) == 0.5
+
+
+def test_trajectory_interpolates_holds_and_blends():
+    tr = Trajectory(np.array([0.0]), blend_s=0.1)
+    assert tr.sample(5.0)[0][0] == 0.0
+    wp = np.arange(4, dtype=float)[:, None]  # 0, 1, 2, 3 at 10 Hz from t=1.0
+    tr.push(wp, t0=1.0, dt=0.1, now=1.0)
+    assert tr.sample(1.15 + 0.1)[0][0] == pytest.approx(2.5)  # after the blend: pure new chunk
+    assert tr.sample(10.0)[0][0] == 3.0  # ran out: hold the last waypoint
+    x, _ = tr.sample(1.05)  # mid-blend: halfway between old (0) and new (0.5)
+    assert x[0] == pytest.approx(0.25)
+
+
+def test_layout_maps_keys_to_joints_and_hands():
+    lay = RobotLayout.build(embodiment(), RobotConfig())
+    assert lay.n_joints == 17 and lay.size == 29
+    assert [lay.joint_names[i] for i in lay.index["right_arm"]][1] == "right_shoulder_roll"
+    assert list(lay.index["left_hand"]) == list(range(17, 23))
+    emb = embodiment()
+    emb.modality = {"state": {"left_hand": {"start": 14, "end": 21}}}
+    with pytest.raises(ValueError, match="left_hand"):
+        RobotLayout.build(emb, RobotConfig())
+
+
+def test_bgr_to_rgb_happens_once_in_decode():
+    import cv2
+
+    from gr00t_exp.robot.camera_server import SyntheticSource, encode_jpeg
+    from gr00t_exp.robot.cameras import decode_jpeg_rgb
+
+    bgr = SyntheticSource(64, 32, index=0).read()  # camera 0's patch is red, stored BGR (0, 0, 255)
+    assert tuple(bgr[16, 5]) == (0, 0, 255)
+    rgb = decode_jpeg_rgb(encode_jpeg(bgr, 95))
+    r, g, b = rgb[16, 5].astype(int)
+    assert r > 200 and g < 50 and b < 50
+    # decoding is the *only* conversion: OpenCV's own decode is BGR
+    raw = cv2.imdecode(np.frombuffer(encode_jpeg(bgr, 95), np.uint8), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(raw[..., ::-1], rgb)
