@@ -9,10 +9,10 @@ from omegaconf import DictConfig
 
 
 def build_datamodule(cfg: DictConfig) -> Any:
-    """The project's Gr00tDataModule; a synthetic dataset is written (once, cached) first."""
+    """The project's Gr00tDataModule (its `source_paths()` writes a synthetic dataset once, cached)."""
     from gr00t_exp.data.datamodule import Gr00tDataModule
 
-    return Gr00tDataModule(cfg)
+    return Gr00tDataModule.from_config(cfg)
 
 
 def build_model_for_training(cfg: DictConfig) -> Any:

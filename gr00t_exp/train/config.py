@@ -33,6 +33,9 @@ class TrainerConfig:
     strategy: Any = "auto"
     precision: str = "32-true"  # 32-true | bf16-mixed | 16-mixed
     max_steps: int = 10000
+    # Length of the LR schedule; null = max_steps. Set it to stop a run early (a job chunk) and
+    # continue it later with trainer.resume without changing the schedule.
+    schedule_steps: Optional[int] = None
     accumulate_grad_batches: int = 1
     gradient_clip_val: Optional[float] = 1.0
     val_check_interval: Optional[int] = 500  # optimiser steps between validations; null = off

@@ -27,12 +27,9 @@ def exportable(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def run_metadata(cfg: DictConfig, inner: Any, metas: list[Any]) -> dict:
-    stats = inner.stats if getattr(inner, "stats", None) is not None else None
-    if stats is None:
-        from gr00t_exp.data.stats import load_or_compute_stats
-
-        stats = load_or_compute_stats(metas[0], cfg.paths.cache_dir)
-    return build_metadata(cfg.embodiment, metas[0], stats)
+    """Statistics of the first source (as upstream; a mixture's are merged by the data module)."""
+    inner.setup("fit")
+    return build_metadata(cfg.embodiment, inner.metas[0], inner.stats[0])
 
 
 def export_run(

@@ -37,8 +37,10 @@ def prepare(cfg: DictConfig):
     checks.check_trainer(cfg)
     out_dir = Path(cfg.paths.output_dir)
     resume = resolve_resume(cfg.trainer.resume, out_dir, cfg.trainer.resume_dir)
-    inner = build_datamodule(cfg)  # writes the synthetic dataset when data.kind=synthetic
-    roots = checks.dataset_roots(cfg)
+    if cfg.data.kind != "synthetic":
+        checks.dataset_roots(cfg)  # clear messages on bad paths before anything is built
+    inner = build_datamodule(cfg)
+    roots = [p for p, _ in inner.source_paths()]  # writes the synthetic dataset (once, cached)
     metas = checks.check_datasets(cfg, roots)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build_model_for_training(cfg)
@@ -55,7 +57,7 @@ def run(cfg: DictConfig) -> int | float:
     lit = Gr00tLitModule(
         model,
         cfg.trainer.optim,
-        total_steps=cfg.trainer.max_steps,
+        total_steps=cfg.trainer.schedule_steps or cfg.trainer.max_steps,
         seed=cfg.seed,
         trainable_only_ckpt=ckpt_trainable_only(cfg),
     )
@@ -72,7 +74,7 @@ def run(cfg: DictConfig) -> int | float:
         return value
     exports = export_run(cfg, lit, best, inner, metas, roots, out_dir, value)
     summary = [f"run directory:      {out_dir}", f"checkpoints:        {out_dir / 'checkpoints'}"]
-    summary += [f"export ({k}):{' ' * (12 - len(k))}{p}" for k, p in exports.items()]
+    summary += [f"{'export (' + k + '):':<20}{p}" for k, p in exports.items()]
     summary.append(f"{cfg.trainer.monitor}: {value:.6f}")
     if cfg.trainer.eval_after_fit and "last" in exports:
         from gr00t_exp.eval.open_loop import evaluate
