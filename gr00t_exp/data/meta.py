@@ -500,8 +500,10 @@ def load_meta(
         columns=meta.columns or None,
         video_exists=video_missing if check_files else None,
     )
-    if check_embodiment and embodiment is not None and (
-        getattr(embodiment, "state_keys", None) or getattr(embodiment, "video_keys", None)
+    if (
+        check_embodiment
+        and embodiment is not None
+        and (getattr(embodiment, "state_keys", None) or getattr(embodiment, "video_keys", None))
     ):
         issues += check_embodiment_keys(meta.modality, embodiment, MODALITY_FILE)
 

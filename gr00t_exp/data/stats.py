@@ -108,7 +108,12 @@ def relative_pairs(meta: DatasetMeta) -> dict[str, tuple[str, slice, str, slice]
         s = mod.state.get(key)
         if s is None or s.width != a.width:
             continue
-        pairs[key] = (mod.column("state", key), slice(s.start, s.end), mod.column("action", key), slice(a.start, a.end))
+        pairs[key] = (
+            mod.column("state", key),
+            slice(s.start, s.end),
+            mod.column("action", key),
+            slice(a.start, a.end),
+        )
     return pairs
 
 
@@ -184,7 +189,9 @@ def load_or_compute_stats(meta: DatasetMeta, cache_dir: str | Path | None = None
                     return cached
             except json.JSONDecodeError:
                 pass
-    log.info("computing statistics of %s (meta/stats.json %s)", meta.root, "invalid" if meta.stats else "missing")
+    log.info(
+        "computing statistics of %s (meta/stats.json %s)", meta.root, "invalid" if meta.stats else "missing"
+    )
     stats = compute_stats(meta)
     if cache_file is not None:
         atomic_write_json(cache_file, stats)
@@ -230,4 +237,3 @@ def run(cfg) -> int:
         print(f"  {col:45s} dims={len(s['mean']):3d}  min={min(s['min']):+.4g}  max={max(s['max']):+.4g}")
     print(f"relative-action stats for {len(rel)} key(s) -> {dest}/relative_stats.json")
     return 0
-

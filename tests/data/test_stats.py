@@ -40,7 +40,9 @@ def test_exact_values_and_relative(synthetic_dataset: Path):
     assert stats["timestamp"]["min"] == [0.0]
     sl = meta.modality.state["right_arm"]
     np.testing.assert_allclose(
-        rel["action.right_arm"]["mean"], (action[:, sl.start : sl.end] - state[:, sl.start : sl.end]).mean(0), atol=1e-9
+        rel["action.right_arm"]["mean"],
+        (action[:, sl.start : sl.end] - state[:, sl.start : sl.end]).mean(0),
+        atol=1e-9,
     )
     assert set(rel) == {f"action.{k}" for k in meta.modality.action}
 

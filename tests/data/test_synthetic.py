@@ -36,7 +36,15 @@ def test_valid_v21_dataset(synthetic_dataset: Path, gr1_embodiment):
 def test_idempotent(synthetic_dataset: Path, gr1_embodiment):
     before = {p: p.stat().st_mtime_ns for p in synthetic_dataset.rglob("*")}
     again = write_synthetic_dataset(
-        synthetic_dataset, gr1_embodiment, episodes=4, min_length=24, max_length=40, fps=20, height=64, width=64, seed=0
+        synthetic_dataset,
+        gr1_embodiment,
+        episodes=4,
+        min_length=24,
+        max_length=40,
+        fps=20,
+        height=64,
+        width=64,
+        seed=0,
     )
     assert again == synthetic_dataset
     assert {p: p.stat().st_mtime_ns for p in synthetic_dataset.rglob("*")} == before
@@ -84,7 +92,9 @@ def _blob_centre(frame: np.ndarray) -> tuple[float, float]:
 
 
 def test_actions_are_a_function_of_state_image_and_task(tmp_path: Path, gr1_embodiment):
-    out = write_synthetic_dataset(tmp_path / "d", gr1_embodiment, episodes=18, min_length=6, max_length=8, seed=3)
+    out = write_synthetic_dataset(
+        tmp_path / "d", gr1_embodiment, episodes=18, min_length=6, max_length=8, seed=3
+    )
     meta = load_meta(out)
     rows = []  # (state, blob centre, action - state) per step of the "reach" episodes
     for ep in meta.episodes:
