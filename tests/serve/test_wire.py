@@ -75,3 +75,20 @@ def test_modality_config_uses_upstream_tag():
     assert raw["video"]["__ModalityConfig_class__"] is True
     assert wire.decode(wire.encode({"video": mc}))["video"] == mc
     assert mc.as_dict() == {"delta_indices": [0], "modality_keys": ["video.ego_view"]}
+
+
+@pytest.mark.parametrize(
+    "arr",
+    [
+        np.zeros((1, 7)),
+        np.arange(12.0).reshape(3, 4).T,
+        np.arange(24, dtype=">i4").reshape(2, 3, 4)[:, ::2],
+        np.array(["ab", "c"]),
+        np.zeros((2, 0, 3), np.uint8),
+        np.array(3.0),
+    ],
+)
+def test_npy_bytes_are_identical_to_np_save(arr):
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    assert wire.array_to_npy(arr) == buf.getvalue()
