@@ -114,3 +114,57 @@ def test_bgr_to_rgb_happens_once_in_decode():
     # decoding is the *only* conversion: OpenCV's own decode is BGR
     raw = cv2.imdecode(np.frombuffer(encode_jpeg(bgr, 95), np.uint8), cv2.IMREAD_COLOR)
     np.testing.assert_array_equal(raw[..., ::-1], rgb)
+
+
+def test_camera_server_per_port_and_client_rgb():
+    import time
+
+    from gr00t_exp.robot.camera_server import CameraServer
+    from gr00t_exp.robot.cameras import CameraClient
+    from gr00t_exp.robot.config import CamerasConfig, CameraServerConfig, CameraSourceConfig, CameraStream
+
+    from .rig import free_port
+
+    port = free_port()
+    srv = CameraServer(
+        CameraServerConfig(
+            bind=f"tcp://127.0.0.1:{port}", layout="per_port", fps=30,
+            sources=[CameraSourceConfig("a", "synthetic", 64, 48), CameraSourceConfig("b", "synthetic", 32, 48)],
+        )
+    )  # fmt: skip
+    srv.start_thread()
+    cli = CameraClient(
+        CamerasConfig(
+            host="127.0.0.1",
+            streams=[CameraStream(port=port, name="a"), CameraStream(port=port + 1, name="b")],
+        )
+    ).start()
+    try:
+        frames = cli.wait_ready(["a", "b"], 5.0)
+        assert frames["a"].image.shape == (48, 64, 3) and frames["b"].image.shape == (48, 32, 3)
+        r, g, b = frames["a"].image[24, 4].astype(int)  # camera 0: red patch
+        assert r > 200 and g < 60 and b < 60
+        r, g, b = frames["b"].image[24, 4].astype(int)  # camera 1: green patch
+        assert g > 200 and r < 60 and b < 60
+        assert time.monotonic() - frames["a"].t_rx < 1.0
+    finally:
+        cli.close()
+        srv.close()
+
+
+def test_deploy_g1_inspire_composes_typed():
+    from gr00t_exp.config.compose import compose_config
+    from gr00t_exp.robot.runner import robot_config
+
+    cfg = compose_config(
+        ["mode=robot", "deploy=g1_inspire", "embodiment=unitree_g1_inspire_26d", "deploy.policy.host=h"]
+    )
+    rc = robot_config(cfg)
+    assert rc.hands.kind == "dfx" and rc.arm.expected_mode_machine == 5
+    assert (
+        rc.joints["right_shoulder_roll"].upper == 1.5882 and rc.joints["left_shoulder_roll"].upper == 2.2515
+    )
+    lay = RobotLayout.build(cfg.embodiment, rc)
+    assert lay.video_keys == ["cam_right_high", "cam_left_wrist"]
+    with pytest.raises(ValueError, match="left_hand"):  # 7-D hands: refused until mapped
+        RobotLayout.build(compose_config(["embodiment=unitree_g1_inspire_2cameras"]).embodiment, rc)
