@@ -76,7 +76,11 @@ class ToolsConfig:
 class ExportConfig:
     checkpoint: Optional[str] = None
     format: str = "hub"  # hub | onnx
-    output: Optional[str] = None
+    output: Optional[str] = None  # default: <run dir>/export_<format>
+    dtype: Optional[str] = None  # hub: storage dtype (e.g. bfloat16); null keeps the model's
+    opset: int = 19  # onnx
+    num_views: int = 1  # onnx: camera views in the tracing sample
+    verify: bool = True  # onnx: compare onnxruntime with PyTorch
 
 
 @dataclass
