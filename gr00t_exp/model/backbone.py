@@ -60,6 +60,17 @@ class LanguageModel(nn.Module):
         super().__init__()
         self.model = Qwen3Model(config)
 
+    def _apply(self, fn, recurse=True):
+        # `model.to(bfloat16)` would also cast the RoPE inverse frequencies; keep them float32
+        # (transformers computes them in float32 and upcasts before use).
+        super()._apply(fn, recurse)
+        rope = self.model.rotary_emb
+        if rope.inv_freq.dtype != torch.float32 and rope.inv_freq.device.type != "meta":
+            inv_freq, _ = rope.compute_default_rope_parameters(rope.config)
+            rope.inv_freq = inv_freq.to(rope.inv_freq.device)
+            rope.original_inv_freq = rope.inv_freq.clone()
+        return self
+
     def embed(self, input_ids: Tensor) -> Tensor:
         return self.model.embed_tokens(input_ids)
 

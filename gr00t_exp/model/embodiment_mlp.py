@@ -15,8 +15,13 @@ from torch import Tensor, nn
 class CategorySpecificLinear(nn.Module):
     def __init__(self, num_categories: int, in_dim: int, out_dim: int) -> None:
         super().__init__()
-        self.W = nn.Parameter(0.02 * torch.randn(num_categories, in_dim, out_dim))
-        self.b = nn.Parameter(torch.zeros(num_categories, out_dim))
+        self.W = nn.Parameter(torch.empty(num_categories, in_dim, out_dim))
+        self.b = nn.Parameter(torch.empty(num_categories, out_dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.W, std=0.02)
+        nn.init.zeros_(self.b)
 
     def forward(self, x: Tensor, cat_ids: Tensor) -> Tensor:
         """x (B, T, in), cat_ids (B,) -> (B, T, out)."""
@@ -41,7 +46,7 @@ def action_time_sinusoid(timesteps: Tensor, dim: int) -> Tensor:
     Same float32 op order as the reference (buckets up to 999 amplify frequency rounding).
     """
     half = dim // 2
-    step = torch.log(torch.tensor(10000.0, device=timesteps.device)) / half
+    step = torch.log(torch.tensor(10000.0, dtype=torch.float32, device=timesteps.device)) / half
     exponent = -torch.arange(half, dtype=torch.float32, device=timesteps.device) * step
     freqs = timesteps.float().unsqueeze(-1) * exponent.exp()
     return torch.cat([torch.sin(freqs), torch.cos(freqs)], dim=-1)
