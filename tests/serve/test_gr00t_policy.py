@@ -171,3 +171,29 @@ def test_served_over_zmq_with_the_upstream_client(policy):
         up = UpstreamStyleClient(srv.port, timeout_ms=60000)
         assert up.get_action(_obs())["action.right_hand"].shape == (16, 6)
         up.close()
+
+
+def test_upstream_style_checkpoint_uses_the_serving_embodiment(cfg, checkpoint, policy, tmp_path):
+    """No training config inside (as upstream exports): the serving embodiment is required."""
+    import json
+    import shutil
+
+    from gr00t_exp.serve.policy import Gr00tPolicy
+    from gr00t_exp.serve.run import build_policy
+
+    up = tmp_path / "upstream"
+    shutil.copytree(checkpoint, up)
+    meta_path = up / "experiment_cfg" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["gr1"]["gr00t_exp"]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="no training embodiment config"):
+        Gr00tPolicy(up, device="cpu")
+    served = compose_config(
+        ["mode=serve", "deploy=zmq", f"deploy.policy.checkpoint={up}", "deploy.policy.device=cpu"]
+    )
+    upstream = build_policy(served)
+    assert upstream.kind == "gr00t" and upstream.spec == policy.spec
+    # same weights, different metadata.json: a different checkpoint id, the same statistics hash
+    assert upstream.model_card()["checkpoint_id"] != policy.model_card()["checkpoint_id"]
+    assert upstream.model_card()["normalization_hash"] == policy.model_card()["normalization_hash"]

@@ -284,3 +284,15 @@ def test_replay_over_zmq_end_to_end(picknplace):
         up.close()
         with pytest.raises(PolicyServerError, match="episode_index 99"):
             c.reset({"episode_index": 99})
+
+
+def test_replay_reads_the_v2_layout_without_the_data_package(picknplace, monkeypatch):
+    import sys
+
+    with_meta = ReplayPolicy(picknplace, action_keys=["left_hand"], execution_horizon=4)
+    monkeypatch.setitem(sys.modules, "gr00t_exp.data.meta", None)  # import now fails
+    without = ReplayPolicy(picknplace, action_keys=["left_hand"], execution_horizon=4)
+    assert without.layout._meta is None and with_meta.layout._meta is not None
+    assert without.spec == with_meta.spec
+    np.testing.assert_array_equal(without._actions["left_hand"], with_meta._actions["left_hand"])
+    assert without.reset({"episode_index": 3}) == with_meta.reset({"episode_index": 3})
