@@ -1,0 +1,449 @@
+"""Model benchmark: get_action latency and one training step, eager and compiled.
+
+    python run.py mode=bench bench=model model=gr00t_n15 model.random_init=true
+    python -m gr00t_exp.bench.model model=gr00t_n15 model.random_init=true   # same, without run.py
+
+Method (the same as docs/upstream_baselines.md, so figures compare side by side):
+- Inference: bf16 weights, bf16 autocast, TF32 on, batch 1, one 224x224 view, a short prompt, 4
+  denoising steps, inputs already on the device. Latency = host wall time of one call with a device
+  synchronize before and after (p50 / p90 over `bench.iters` calls after `bench.warmup`), split into
+  backbone and action head (prepare + 4 Euler steps); CUDA-event GPU time is recorded beside it.
+- Variants: `eager`; `cudagraphs` (torch.compile backend="cudagraphs": captured eager kernels, no
+  codegen); `inductor` (torch.compile mode `bench.params.compile_mode`, "reduce-overhead" =
+  Inductor + CUDA graphs). Each compiled output is compared with eager on the same initial noise.
+- Training: batch `bench.batch_size` (32), default tuning flags (apply_tuning), frozen parts in bf16,
+  trained parts fp32, bf16 autocast, TF32, fused AdamW (betas 0.95/0.999, wd 1e-5), grad clip 1.0;
+  step = zero_grad + forward + backward + clip + optimizer step; samples/s = batch / p50 step time.
+  `train_compiled` compiles each transformer block (regional compilation: one compile per block type).
+
+`bench.params` keys (all optional): variants (list), compile_mode, train (bool), train_compiled
+(bool), train_iters, prompt, profile (bool: torch.profiler table of one eager get_action).
+Results: `<run dir>/bench_model.json` (rewritten after every phase) and a printed table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROMPT = "pick up the apple and place it in the basket"
+GiB = 1024**3
+
+
+# --------------------------------------------------------------------------------- helpers
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _percentiles(xs: list[float]) -> dict[str, float]:
+    a = np.asarray(xs, dtype=np.float64)
+    return {
+        "p50_ms": float(np.percentile(a, 50)),
+        "p90_ms": float(np.percentile(a, 90)),
+        "mean_ms": float(a.mean()),
+        "min_ms": float(a.min()),
+        "n": len(xs),
+    }
+
+
+def time_fn(fn: Callable[[], Any], device: torch.device, warmup: int, iters: int) -> dict[str, float]:
+    """Wall time (synchronised) and, on CUDA, event-measured GPU time per call, in ms."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    wall, gpu = [], []
+    for _ in range(iters):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            t0 = time.perf_counter()
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize(device)
+            wall.append((time.perf_counter() - t0) * 1e3)
+            gpu.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            wall.append((time.perf_counter() - t0) * 1e3)
+    out = _percentiles(wall)
+    if gpu:
+        out["event_p50_ms"] = float(statistics.median(gpu))
+    return out
+
+
+def make_batch(
+    processor, batch_size: int, prompt: str, device: torch.device, action_dim: int = 32, horizon: int = 16
+) -> dict[str, torch.Tensor]:
+    """A model batch of `batch_size` samples, one random 224x224 view each (seeded)."""
+    rng = np.random.default_rng(0)
+    images = [[rng.integers(0, 256, size=(224, 224, 3), dtype=np.uint8)] for _ in range(batch_size)]
+    batch = processor(images, [prompt] * batch_size)
+    g = torch.Generator().manual_seed(0)
+    batch["state"] = torch.randn(batch_size, 1, 64, generator=g)
+    batch["state_mask"] = torch.ones(batch_size, 1, 64, dtype=torch.bool)
+    batch["action"] = torch.randn(batch_size, horizon, action_dim, generator=g)
+    mask = torch.zeros(batch_size, horizon, action_dim, dtype=torch.bool)
+    mask[..., :26] = True
+    batch["action_mask"] = mask
+    batch["embodiment_id"] = torch.full((batch_size,), 31, dtype=torch.long)
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def _compare(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+    a, b = a.float(), b.float()
+    return {
+        "max_abs_diff": float((a - b).abs().max()),
+        "rel_l2_diff": float((a - b).norm() / b.norm().clamp_min(1e-12)),
+    }
+
+
+class Results:
+    """Collects results and rewrites the JSON after each phase (a timed-out run keeps what it had)."""
+
+    def __init__(self, path: Path, meta: dict[str, Any]):
+        self.path = path
+        self.data: dict[str, Any] = {"meta": meta, "inference": {}, "training": {}, "errors": {}}
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2))
+        tmp.replace(self.path)
+
+
+def _meta(cfg: DictConfig, device: torch.device) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "command": " ".join(sys.argv),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "host": platform.node(),
+        "device": str(device),
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "bench": OmegaConf.to_container(cfg.bench, resolve=True),
+    }
+    if device.type == "cuda":
+        meta["gpu"] = torch.cuda.get_device_name(device)
+    try:
+        import transformers
+
+        meta["transformers"] = transformers.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return meta
+
+
+# ------------------------------------------------------------------------------ inference
+def bench_inference(
+    model, batch, device, warmup: int, iters: int, variants: list[str], compile_mode: str, res
+):
+    """Latency of get_action (bf16) per variant; split backbone / action head for eager."""
+    model.eval()
+    head = model.action_head
+    cfg = head.config
+    g = torch.Generator(device="cpu").manual_seed(1)
+    noise = torch.randn(1, cfg.action_horizon, cfg.action_dim, generator=g).to(device, torch.bfloat16)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16)
+
+    def eager_call():
+        with torch.inference_mode(), amp:
+            return model.get_action(batch, init_noise=noise)["action_pred"]
+
+    def backbone_call():
+        with torch.inference_mode(), amp:
+            return model.backbone(batch)["backbone_features"]
+
+    with torch.inference_mode(), amp:
+        feats = model.backbone(batch)["backbone_features"]
+
+    def head_call():
+        with torch.inference_mode(), amp:
+            ctx = head.prepare(feats, batch["state"], batch["embodiment_id"])
+            return head.sample(ctx, batch["embodiment_id"], noise)[0]
+
+    ref = eager_call().clone()
+    if device.type == "cuda" and "eager" in variants:
+        torch.cuda.reset_peak_memory_stats(device)
+    for v in variants:
+        try:
+            if v == "eager":
+                out = {
+                    "get_action": time_fn(eager_call, device, warmup, iters),
+                    "backbone": time_fn(backbone_call, device, warmup, iters),
+                    "action_head": time_fn(head_call, device, warmup, iters),
+                }
+            else:
+                backend = "cudagraphs" if v == "cudagraphs" else "inductor"
+                kwargs = {"backend": backend} if backend == "cudagraphs" else {"mode": compile_mode}
+                torch._dynamo.reset()
+                compiled = torch.compile(model.get_action, dynamic=False, **kwargs)
+
+                def call(compiled=compiled):
+                    with torch.inference_mode(), amp:
+                        return compiled(batch, init_noise=noise)["action_pred"]
+
+                t0 = time.perf_counter()
+                first = call().clone()
+                _sync(device)
+                compile_s = time.perf_counter() - t0
+                out = {"get_action": time_fn(call, device, warmup, iters), "compile_s": compile_s}
+                out["vs_eager"] = _compare(call().clone(), ref)
+                out["first_call_vs_eager"] = _compare(first, ref)
+                if backend != "cudagraphs":
+                    out["compile_mode"] = compile_mode
+            if device.type == "cuda":
+                out["peak_allocated_gib"] = torch.cuda.max_memory_allocated(device) / GiB
+            res.data["inference"][v] = out
+            log.info("inference %s: %s", v, out)
+        except Exception as e:  # keep the other variants' numbers
+            log.exception("inference variant %s failed", v)
+            res.data["errors"][f"inference_{v}"] = f"{type(e).__name__}: {e}"
+        res.save()
+
+
+def profile_inference(model, batch, device, out_dir: Path, res) -> None:
+    """torch.profiler table of one eager get_action: kernel count and the top ops by device time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    head = model.action_head
+    noise = torch.randn(1, head.config.action_horizon, head.config.action_dim, device=device)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    amp = torch.autocast(device.type, dtype=torch.bfloat16)
+    with torch.inference_mode(), amp:
+        for _ in range(3):
+            model.get_action(batch, init_noise=noise)
+        _sync(device)
+        with profile(activities=acts) as prof:
+            model.get_action(batch, init_noise=noise)
+            _sync(device)
+    sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    table = prof.key_averages().table(sort_by=sort, row_limit=30)
+    (out_dir / "profile_get_action.txt").write_text(table)
+    kernels = [e for e in prof.events() if e.device_type.name == "CUDA"]
+    res.data["inference"]["eager_profile"] = {
+        "kernels": len(kernels),
+        "kernel_time_ms": sum(e.device_time for e in kernels) / 1e3,
+    }
+    res.save()
+
+
+# ------------------------------------------------------------------------------- training
+def _compile_blocks(model) -> int:
+    """Regional compilation: compile each repeated transformer block in place (one compile per type)."""
+    em = model.backbone.eagle_model
+    groups = [
+        em.vision_model.vision_model.encoder.layers,
+        em.language_model.model.layers,
+        model.action_head.vl_self_attention.transformer_blocks,
+        model.action_head.model.transformer_blocks,
+    ]
+    n = 0
+    for group in groups:
+        for block in group:
+            block.compile()
+            n += 1
+    return n
+
+
+def bench_training(model, cfg: DictConfig, batch, device, iters: int, compiled: bool, res, key: str) -> None:
+    from gr00t_exp.model.tuning import apply_tuning, parameter_summary
+
+    apply_tuning(model, cfg.model)
+    # Frozen parts in bf16 (no master weights needed), trained parts in fp32.
+    for p in model.parameters():
+        p.data = p.data.to(torch.float32 if p.requires_grad else torch.bfloat16)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(
+        params,
+        lr=1e-4,
+        betas=(0.95, 0.999),
+        eps=1e-8,
+        weight_decay=1e-5,
+        fused=device.type == "cuda",
+    )
+    model.train()
+    n_compiled = _compile_blocks(model) if compiled else 0
+    amp = torch.autocast(device.type, dtype=torch.bfloat16)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with amp:
+            loss = model(batch)["loss"]
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
+        opt.step()
+        return loss
+
+    try:
+        t0 = time.perf_counter()
+        loss0 = float(step().detach())
+        _sync(device)
+        first_s = time.perf_counter() - t0
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        timing = time_fn(step, device, warmup=2, iters=iters)
+        bs = batch["state"].shape[0]
+        out = {
+            "step": timing,
+            "samples_per_s": bs / (timing["p50_ms"] / 1e3),
+            "batch_size": bs,
+            "first_step_s": first_s,
+            "first_loss": loss0,
+            "trainable_params": sum(p.numel() for p in params),
+            "compiled_blocks": n_compiled,
+            "summary": [vars(r) for r in parameter_summary(model)],
+        }
+        if device.type == "cuda":
+            out["peak_allocated_gib"] = torch.cuda.max_memory_allocated(device) / GiB
+            out["held_between_steps_gib"] = torch.cuda.memory_allocated(device) / GiB
+        res.data["training"][key] = out
+        log.info("training %s: %s", key, {k: v for k, v in out.items() if k != "summary"})
+    except Exception as e:
+        log.exception("training %s failed", key)
+        res.data["errors"][f"training_{key}"] = f"{type(e).__name__}: {e}"
+    finally:
+        opt.state.clear()
+        model.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    res.save()
+
+
+# ------------------------------------------------------------------------------------ table
+def format_table(data: dict[str, Any]) -> str:
+    lines = ["| measure | variant | p50 ms | p90 ms | other |", "| --- | --- | --- | --- | --- |"]
+    for v, r in data.get("inference", {}).items():
+        if v == "eager_profile":
+            lines.append(
+                f"| get_action kernels | eager | | | {r['kernels']} kernels, {r['kernel_time_ms']:.1f} ms GPU |"
+            )
+            continue
+        for part in ("get_action", "backbone", "action_head"):
+            if part in r:
+                t = r[part]
+                other = []
+                if "event_p50_ms" in t:
+                    other.append(f"GPU {t['event_p50_ms']:.1f} ms")
+                if part == "get_action" and "peak_allocated_gib" in r:
+                    other.append(f"peak {r['peak_allocated_gib']:.2f} GiB")
+                if part == "get_action" and "compile_s" in r:
+                    other.append(
+                        f"compile {r['compile_s']:.0f} s, rel diff {r['vs_eager']['rel_l2_diff']:.1e}"
+                    )
+                lines.append(f"| {part} | {v} | {t['p50_ms']:.1f} | {t['p90_ms']:.1f} | {', '.join(other)} |")
+    for k, r in data.get("training", {}).items():
+        t = r["step"]
+        mem = f", peak {r['peak_allocated_gib']:.1f} GiB" if "peak_allocated_gib" in r else ""
+        lines.append(
+            f"| train step (bs {r['batch_size']}) | {k} | {t['p50_ms']:.1f} | {t['p90_ms']:.1f} | "
+            f"{r['samples_per_s']:.1f} samples/s{mem} |"
+        )
+    for k, e in data.get("errors", {}).items():
+        lines.append(f"| error | {k} | | | {e[:120]} |")
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------------- run
+def run(cfg: DictConfig) -> int:
+    from gr00t_exp.model.build import build_model
+    from gr00t_exp.model.processor import Gr00tProcessor
+
+    params = dict(cfg.bench.params or {})
+    device = _device(cfg.bench.device)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.manual_seed(int(cfg.seed))
+    out_dir = Path(cfg.paths.output_dir)
+    res = Results(out_dir / "bench_model.json", _meta(cfg, device))
+    variants = list(params.get("variants", ["eager", "cudagraphs", "inductor"]))
+    if device.type != "cuda":
+        variants = [v for v in variants if v != "cudagraphs"]
+    prompt = str(params.get("prompt", DEFAULT_PROMPT))
+
+    processor = Gr00tProcessor.from_pretrained()
+    b1 = make_batch(processor, 1, prompt, device)
+    res.data["meta"]["tokens_batch1"] = int(b1["eagle_input_ids"].shape[1])
+    warmup, iters = int(cfg.bench.warmup), int(cfg.bench.iters)
+    compile_mode = str(params.get("compile_mode", "reduce-overhead"))
+
+    def build_bf16():
+        t0 = time.perf_counter()
+        m = build_model(cfg.model, device=device).to(device)
+        res.data["meta"]["parameters"] = sum(p.numel() for p in m.parameters())
+        m.to(torch.bfloat16)  # inference in bf16 weights, as upstream serves it
+        _sync(device)
+        res.data["meta"]["build_s"] = time.perf_counter() - t0
+        if device.type == "cuda":
+            res.data["meta"]["weights_gib"] = torch.cuda.memory_allocated(device) / GiB
+        return m
+
+    # Cheap phases first, Inductor last: a run cut off by its time limit keeps the most.
+    model = build_bf16()
+    first = [v for v in variants if v != "inductor"]
+    bench_inference(model, b1, device, warmup, iters, first, compile_mode, res)
+    if params.get("profile", device.type == "cuda"):
+        try:
+            profile_inference(model, b1, device, out_dir, res)
+        except Exception as e:
+            log.exception("profiling failed")
+            res.data["errors"]["profile"] = f"{type(e).__name__}: {e}"
+    torch._dynamo.reset()
+
+    if params.get("train", True):
+        bt = make_batch(processor, int(cfg.bench.batch_size), prompt, device)
+        train_iters = int(params.get("train_iters", 10))
+        bench_training(model, cfg, bt, device, train_iters, False, res, "eager")
+        if params.get("train_compiled", device.type == "cuda"):
+            bench_training(model, cfg, bt, device, train_iters, True, res, "compiled_blocks")
+        del bt
+    if "inductor" in variants:
+        del model
+        torch._dynamo.reset()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        model = build_bf16()  # fresh: training changed dtypes and compiled blocks in place
+        bench_inference(model, b1, device, warmup, iters, ["inductor"], compile_mode, res)
+    res.save()
+    table = format_table(res.data)
+    print(table, flush=True)
+    log.info("results written to %s", res.path)
+    return 0 if not res.data["errors"] else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m gr00t_exp.bench.model [hydra overrides]` (bench=model is implied)."""
+    from gr00t_exp.config.compose import compose_config
+
+    overrides = list(sys.argv[1:] if argv is None else argv)
+    out = Path("outputs") / "bench_model" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    for o in overrides:
+        if o.startswith("paths.output_dir="):
+            out = Path(o.split("=", 1)[1])
+    overrides = [o for o in overrides if not o.startswith("paths.output_dir=")]
+    cfg = compose_config(["mode=bench", "bench=model", *overrides], output_dir=out)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] %(message)s")
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
