@@ -137,7 +137,13 @@ def run(cfg: DictConfig) -> int:
         return 2
     log.info("serving %s policy; model card: %s", policy.kind, OmegaConf.create(policy.model_card()))
     if cfg.deploy.server.kind == "http":
-        server.serve_forever()  # uvicorn handles SIGINT/SIGTERM
+        try:
+            server.serve_forever()  # uvicorn handles SIGINT/SIGTERM, then re-raises the interrupt
+        except KeyboardInterrupt:
+            pass
+        except OSError as e:
+            log.error("%s", e)
+            return 2
         return 0
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -24,6 +24,7 @@ PROTOCOL_VERSION = "1.0"
 FAST_ENDPOINTS = frozenset({"ping", "metadata", "handshake", "get_modality_config", "kill"})
 SLOW_ENDPOINTS = frozenset({"get_action", "reset"})
 ENDPOINTS = sorted(FAST_ENDPOINTS | SLOW_ENDPOINTS)
+HTTP_ENDPOINTS = ["POST /act", "POST /reset", "GET /health", "GET /metadata", "GET /modality_config"]
 
 
 class RequestError(Exception):
@@ -59,6 +60,7 @@ class PolicyService:
     ):
         self.policy = policy
         self.enable_kill = enable_kill
+        self.transport = transport
         self.kill_requested = False
         self._server_info = {
             "transport": transport,
@@ -73,7 +75,7 @@ class PolicyService:
             "protocol": PROTOCOL,
             "protocol_version": PROTOCOL_VERSION,
             "wire": "msgpack+npy",
-            "endpoints": ENDPOINTS,
+            "endpoints": HTTP_ENDPOINTS if self.transport == "http" else ENDPOINTS,
             "model_card": self.policy.model_card(),
             **self._server_info,
         }

@@ -79,6 +79,7 @@ def test_health_metadata_and_errors(http, spec):
     assert http.get("/health").json() == {"status": "healthy", "model": "GR00T"}
     md = http.get("/metadata").json()
     assert md["transport"] == "http" and md["model_card"]["action"]["left_arm"] == 7
+    assert "POST /act" in md["endpoints"] and md["kill_enabled"] is False
     assert http.get("/modality_config").json()["state"]["modality_keys"][0] == "state.left_arm"
     r = http.post("/act", content=b"{not json")
     assert r.status_code == 400 and "invalid JSON" in r.json()["error"]
