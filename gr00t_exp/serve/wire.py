@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import msgpack
@@ -35,10 +36,11 @@ class WireError(ValueError):
     """A message that cannot be decoded; the text says what is wrong."""
 
 
-class ModalityConfigWire:
+class ModalityConfigWire(Mapping):
     """A modality config as sent by `get_modality_config` (``delta_indices``, ``modality_keys``).
 
-    Encoded in upstream's ModalityConfig form so upstream clients rebuild their own class.
+    Encoded in upstream's ModalityConfig form so upstream clients rebuild their own class. Read it
+    by attribute (`mc.modality_keys`) or as a read-only mapping (`mc["modality_keys"]`, `mc.get`).
     (Not a dict subclass: msgpack would pack that as a plain map without asking `_default`.)
     """
 
@@ -50,8 +52,19 @@ class ModalityConfigWire:
     def as_dict(self) -> dict[str, Any]:
         return {"delta_indices": self.delta_indices, "modality_keys": self.modality_keys, **self.extra}
 
+    def __getitem__(self, key: str) -> Any:
+        return self.as_dict()[key]
+
+    def __iter__(self):
+        return iter(self.as_dict())
+
+    def __len__(self) -> int:
+        return len(self.as_dict())
+
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ModalityConfigWire) and self.as_dict() == other.as_dict()
+        return isinstance(other, Mapping) and self.as_dict() == dict(other)
+
+    __hash__ = None  # mutable, like a dict
 
     def __repr__(self) -> str:
         return f"ModalityConfig({self.as_dict()})"

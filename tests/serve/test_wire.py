@@ -75,6 +75,9 @@ def test_modality_config_uses_upstream_tag():
     assert raw["video"]["__ModalityConfig_class__"] is True
     assert wire.decode(wire.encode({"video": mc}))["video"] == mc
     assert mc.as_dict() == {"delta_indices": [0], "modality_keys": ["video.ego_view"]}
+    # read like upstream's object and like a dict (robot code does both)
+    assert mc.modality_keys == ["video.ego_view"] and mc.get("modality_keys") == ["video.ego_view"]
+    assert dict(mc) == mc.as_dict()
 
 
 @pytest.mark.parametrize(
