@@ -155,3 +155,25 @@ def test_replay_over_http(picknplace):
         assert httpx.post(url + "/reset", json={"options": {"episode_index": 2}}).json()["episode_index"] == 2
         r = httpx.post(url + "/act", json={"observation": obs})
         np.testing.assert_allclose(from_json(r.json()["action.left_arm"]), expected, rtol=1e-6)
+
+
+def test_client_disconnecting_mid_request_leaves_the_server_healthy(spec):
+    import socket
+
+    policy = SlowPolicy(spec, delay_s=0.3)
+    with HttpPolicyServer(policy, port=0) as srv:
+        # half a body, then hang up
+        with socket.create_connection(("127.0.0.1", srv.port)) as raw:
+            raw.sendall(b"POST /act HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: 100000\r\n\r\n{\"observation\": {")  # fmt: skip
+        # a full request whose client gives up while the policy computes
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(
+                f"http://127.0.0.1:{srv.port}/act",
+                json={"observation": encode_obs(flat_obs(spec))},
+                timeout=0.1,
+            )
+        time.sleep(0.4)
+        policy.delay_s = 0.0
+        r = httpx.post(f"http://127.0.0.1:{srv.port}/act", json={"observation": encode_obs(flat_obs(spec))})
+        assert r.status_code == 200 and httpx.get(f"http://127.0.0.1:{srv.port}/health").status_code == 200
