@@ -75,7 +75,12 @@ def build_app(policy: BasePolicy, api_token: str | None = None, max_message_byte
     async def parse_json(request: Request) -> dict:
         body = await read_body(request)
         try:
-            payload = json_codec.loads(body)
+            # parsed off the event loop so /health stays responsive during a large body
+            payload = (
+                await asyncio.to_thread(json_codec.loads, body)
+                if len(body) > 1 << 16
+                else json_codec.loads(body)
+            )
         except WireError as e:
             raise RequestError(f"cannot decode request: {e}") from None
         if not isinstance(payload, dict):

@@ -296,3 +296,26 @@ def test_replay_reads_the_v2_layout_without_the_data_package(picknplace, monkeyp
     assert without.spec == with_meta.spec
     np.testing.assert_array_equal(without._actions["left_hand"], with_meta._actions["left_hand"])
     assert without.reset({"episode_index": 3}) == with_meta.reset({"episode_index": 3})
+
+
+def test_a_full_queue_answers_busy_and_recovers(spec):
+    policy = SlowPolicy(spec, delay_s=0.5)
+    results: list = []
+    with ZmqPolicyServer(policy, port=0, max_queue=1) as srv:
+
+        def call():
+            with PolicyClient(port=srv.port, timeout_ms=5000) as c:
+                try:
+                    results.append(c.get_action(flat_obs(spec))["action.left_arm"].shape)
+                except PolicyServerError as e:
+                    results.append(e.code)
+
+        threads = [threading.Thread(target=call) for _ in range(4)]
+        for t in threads:
+            t.start()
+            time.sleep(0.05)
+        for t in threads:
+            t.join(10)
+        assert "busy" in results and (16, 7) in results and len(results) == 4
+        with PolicyClient(port=srv.port, timeout_ms=5000) as c:
+            assert c.get_action(flat_obs(spec))["action.left_arm"].shape == (16, 7)
