@@ -84,14 +84,18 @@ class FlowMatchingActionHead(nn.Module):
         timesteps: Tensor,
         embodiment_id: Tensor,
         time_features: Tensor | None = None,
+        modulation: list[Tensor] | None = None,
     ) -> Tensor:
-        """Predicted velocity (B, horizon, action_dim) at noisy `actions` and integer `timesteps` (B,)."""
+        """Predicted velocity (B, horizon, action_dim) at noisy `actions` and integer `timesteps` (B,).
+
+        `time_features` / `modulation`: precomputed timestep-only inputs (see `sample`).
+        """
         horizon = actions.shape[1]
         tokens = self.action_encoder(actions, timesteps, embodiment_id, time_features)
         if self.position_embedding is not None:
             tokens = tokens + self.position_embedding.weight[:horizon][None]
         x = torch.cat([ctx.prefix, tokens], dim=1)
-        out = self.model(x, timesteps, ctx.cross_kv, num_out_tokens=horizon)
+        out = self.model(x, timesteps, ctx.cross_kv, num_out_tokens=horizon, modulation=modulation)
         return self.action_decoder(out, embodiment_id)
 
     # ---- training ----------------------------------------------------------------------
@@ -146,12 +150,16 @@ class FlowMatchingActionHead(nn.Module):
         x = init_noise.to(self.dtype)
         b, horizon = x.shape[:2]
         dt = 1.0 / n
+        # Everything that depends on the timestep only, for all n steps at once (step-major rows).
+        buckets = [int(k / float(n) * self.config.num_timestep_buckets) for k in range(n)]
+        all_t = torch.tensor(buckets, dtype=torch.long, device=x.device).repeat_interleave(b)
+        all_mods = [m.view(n, b, -1) for m in self.model.time_modulation(all_t)]
+        all_tau = self.action_encoder.time_features(all_t, horizon, x.dtype).view(n, b, horizon, -1)
         velocities = []
         for k in range(n):
-            bucket = int(k / float(n) * self.config.num_timestep_buckets)
-            timesteps = torch.full((b,), bucket, dtype=torch.long, device=x.device)
-            tau = self.action_encoder.time_features(timesteps, horizon, x.dtype)
-            v = self.velocity(ctx, x, timesteps, embodiment_id, tau)
+            timesteps = all_t[k * b : (k + 1) * b]
+            mods = [m[k] for m in all_mods]
+            v = self.velocity(ctx, x, timesteps, embodiment_id, all_tau[k], mods)
             velocities.append(v)
             x = x + dt * v
         return x, velocities

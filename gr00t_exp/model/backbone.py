@@ -82,8 +82,8 @@ class LanguageModel(nn.Module):
         mask = None
         row_mask = None
         if attention_mask is not None and not _all_ones(attention_mask):
-            mask = build_llm_mask(attention_mask, inputs_embeds.dtype)
-            row_mask = attention_mask if zero_padded_rows else None
+            mask = build_llm_mask(attention_mask)
+            row_mask = attention_mask
         pos = lm.rotary_emb(inputs_embeds, position_ids)
         h = inputs_embeds
         for layer in lm.layers:
@@ -93,6 +93,7 @@ class LanguageModel(nn.Module):
                 position_embeddings=pos,
                 position_ids=position_ids,
                 query_row_mask=row_mask,
+                padded_rows="zero" if zero_padded_rows else "uniform",
             )
         return lm.norm(h)
 

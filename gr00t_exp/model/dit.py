@@ -46,8 +46,8 @@ class Attention(nn.Module):
         q = self._split(self.to_q(x))
         k, v = kv if kv is not None else self.kv(x if context is None else context)
         out = F.scaled_dot_product_attention(q, k, v)
-        out = out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)
-        return self.to_out[1](self.to_out[0](out))
+        out = self.to_out[0](out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
+        return self.to_out[1](out) if self.training else out
 
 
 class GELUProj(nn.Module):
@@ -72,22 +72,31 @@ class FeedForward(nn.Module):
         self.net = nn.ModuleList(layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        for layer in self.net:
-            x = layer(x)
-        return x
+        if self.training:
+            for layer in self.net:
+                x = layer(x)
+            return x
+        return self.net[2](self.net[0](x))  # dropouts are identities in eval: skip their calls
 
 
 class AdaLayerNorm(nn.Module):
-    """LayerNorm (no affine) modulated by the timestep embedding; `linear` output chunks as (scale, shift)."""
+    """LayerNorm (no affine) modulated by the timestep embedding; `linear` output chunks as (scale, shift).
+
+    Split in two so the DiT can compute every block's modulation for every denoising step up front:
+    `modulation(silu(temb))` -> (B, 2 dim), then `forward(x, modulation)`.
+    """
 
     def __init__(self, dim: int, eps: float = 1e-5) -> None:
         super().__init__()
         self.linear = nn.Linear(dim, 2 * dim)
         self.norm = nn.LayerNorm(dim, eps=eps, elementwise_affine=False)
 
-    def forward(self, x: Tensor, temb: Tensor) -> Tensor:
-        scale, shift = self.linear(F.silu(temb)).chunk(2, dim=1)
-        return self.norm(x) * (1 + scale[:, None]) + shift[:, None]
+    def modulation(self, silu_temb: Tensor) -> Tensor:
+        return self.linear(silu_temb)
+
+    def forward(self, x: Tensor, modulation: Tensor) -> Tensor:
+        scale, shift = modulation.chunk(2, dim=1)
+        return torch.addcmul(shift[:, None], self.norm(x), 1 + scale[:, None])
 
 
 class TransformerBlock(nn.Module):
@@ -116,9 +125,11 @@ class TransformerBlock(nn.Module):
         self.ff = FeedForward(dim, dropout, final_dropout)
         self.final_dropout = nn.Dropout(dropout) if final_dropout else nn.Identity()
 
-    def forward(self, x: Tensor, temb: Tensor | None = None, kv: KV | None = None) -> Tensor:
-        h = self.norm1(x, temb) if self.ada_norm else self.norm1(x)
-        x = x + self.final_dropout(self.attn1(h, kv=kv))
+    def forward(self, x: Tensor, modulation: Tensor | None = None, kv: KV | None = None) -> Tensor:
+        """`modulation`: this block's AdaLN (scale | shift) from `norm1.modulation` (DiT only)."""
+        h = self.norm1(x, modulation) if self.ada_norm else self.norm1(x)
+        attn = self.attn1(h, kv=kv)
+        x = x + (self.final_dropout(attn) if self.training else attn)
         return x + self.ff(self.norm3(x))
 
 
@@ -225,22 +236,38 @@ class DiT(nn.Module):
         """Per block: (K, V) of the VL tokens for cross-attention blocks, None for self-attention."""
         return [blk.attn1.kv(context) if blk.is_cross else None for blk in self.transformer_blocks]
 
+    def time_modulation(self, timesteps: Tensor) -> list[Tensor]:
+        """Everything the timestep conditions, for (N,) integer buckets: one (N, 2 dim) tensor per
+        block (AdaLN scale | shift) and a last one for the output head (shift | scale).
+
+        Depends on the timestep only, so sampling computes it for all denoising steps in one go.
+        """
+        silu_temb = F.silu(self.timestep_encoder(timesteps))
+        mods = [blk.norm1.modulation(silu_temb) for blk in self.transformer_blocks]
+        return [*mods, self.proj_out_1(silu_temb)]
+
     def forward(
-        self, x: Tensor, timesteps: Tensor, cross_kv: list[KV | None], num_out_tokens: int | None = None
+        self,
+        x: Tensor,
+        timesteps: Tensor | None,
+        cross_kv: list[KV | None],
+        num_out_tokens: int | None = None,
+        modulation: list[Tensor] | None = None,
     ) -> Tensor:
         """x (B, N, dim) tokens, timesteps (B,) integer buckets -> (B, num_out_tokens or N, output_dim).
 
+        `modulation`: precomputed `time_modulation(timesteps)` (then `timesteps` is not used).
         `num_out_tokens` keeps only the last rows for the (per-token) output projection: GR00T only
         decodes the last `action_horizon` tokens.
         """
-        temb = self.timestep_encoder(timesteps)
-        for block, kv in zip(self.transformer_blocks, cross_kv, strict=True):
+        mods = modulation if modulation is not None else self.time_modulation(timesteps)
+        for block, mod, kv in zip(self.transformer_blocks, mods[:-1], cross_kv, strict=True):
             if self.gradient_checkpointing and self.training:
-                x = checkpoint(block, x, temb, kv, use_reentrant=False)
+                x = checkpoint(block, x, mod, kv, use_reentrant=False)
             else:
-                x = block(x, temb, kv)
+                x = block(x, mod, kv)
         if num_out_tokens is not None:
             x = x[:, -num_out_tokens:]
-        shift, scale = self.proj_out_1(F.silu(temb)).chunk(2, dim=1)
-        x = self.norm_out(x) * (1 + scale[:, None]) + shift[:, None]
+        shift, scale = mods[-1].chunk(2, dim=1)
+        x = torch.addcmul(shift[:, None], self.norm_out(x), 1 + scale[:, None])
         return self.proj_out_2(x)
