@@ -193,7 +193,18 @@ class ZmqPolicyServer:
                         except zmq.Again:
                             break
                         # Routing frames as bytes (tiny); the body stays a zero-copy buffer.
-                        self._on_request(router, [f.bytes for f in frames[:-1]] + [frames[-1].buffer])
+                        parts = [f.bytes for f in frames[:-1]] + [frames[-1].buffer]
+                        try:
+                            self._on_request(router, parts)
+                        except Exception as e:  # never let one request stop the server
+                            log.exception("request handling failed")
+                            if len(parts) >= 2:
+                                router.send_multipart(
+                                    [
+                                        *parts[:-1],
+                                        wire.encode(error_reply(f"internal error: {e}", "internal")),
+                                    ]
+                                )
                 if self.service.kill_requested:
                     time.sleep(0.05)  # let the kill reply leave
                     self._stop.set()
@@ -227,7 +238,7 @@ class ZmqPolicyServer:
             return
         endpoint = request.get("endpoint", "get_action")
         data = request.get("data")
-        if endpoint in FAST_ENDPOINTS or not isinstance(endpoint, str):
+        if not isinstance(endpoint, str) or endpoint in FAST_ENDPOINTS:
             try:
                 reply(self.service.handle(endpoint, data)[0])
             except RequestError as e:

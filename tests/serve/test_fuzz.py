@@ -103,6 +103,18 @@ def test_wrong_types(live, data, endpoint):
 
 
 @FUZZ
+@given(msgpack_values, msgpack_values)
+def test_wrong_envelope_fields(live, endpoint, token):
+    srv, call = live
+    reply = call(msgpack.packb({"endpoint": endpoint, "api_token": token, "data": None}))
+    if not (
+        isinstance(endpoint, str) and endpoint in ("ping", "metadata", "handshake", "get_modality_config")
+    ):
+        assert isinstance(reply, dict) and "error" in reply
+    assert_alive(srv, call)
+
+
+@FUZZ
 @given(
     st.lists(st.integers(0, 2**40), min_size=0, max_size=6),
     st.sampled_from(["<f8", "|u1", "<i4", "|O", "|V8", "<c16", "<M8[s]", "|b1"]),
