@@ -60,8 +60,9 @@ class BodyPartConfig:
     """What one embodiment key (`left_arm`, `right_hand`, ...) is on the robot.
 
     kind=arm: `joints` names entries of RobotConfig.joints, in the dataset's order.
-    kind=hand: `side` left|right; 6 values in [0, 1], 1 = open, order pinky, ring, middle, index,
-    thumb-bend, thumb-rotation.
+    kind=hand: `side` left|right; the dataset's hand vector (any width), mapped to the 6 Inspire
+    fingers (pinky, ring, middle, index, thumb-bend, thumb-rotation) by RobotConfig.hands
+    (finger_indices, dataset_open/closed, extra_state).
     """
 
     kind: str = "arm"  # arm | hand
@@ -111,6 +112,21 @@ class HandsConfig:
     deadband: float = 0.0  # skip a publish when no value moved more than this
     open_on_stop: bool = True
     state_timeout_s: float = 0.5  # hand state older than this counts as stale
+    # -- dataset hand vector <-> the 6 Inspire fingers (gr00t_exp/robot/handmap.py) ---------------
+    # Width of each dataset hand key; null = the embodiment's modality layout (6 when it has none).
+    dataset_dim: Optional[int] = None
+    # finger_indices[k] = the dataset hand dim that drives Inspire finger k (pinky, ring, middle,
+    # index, thumb-bend, thumb-rotation). 6 distinct values in [0, dataset_dim).
+    finger_indices: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4, 5])
+    # Dataset values meaning "fully open" / "fully closed", per finger (1 value = all fingers).
+    # Inspire's own scale is 1 = open, 0 = closed; e.g. 0..1000 data: open [1000], closed [0];
+    # 1 = closed data: open [0], closed [1]; xr_teleoperate radians: open [0], closed [1.7].
+    dataset_open: list[float] = field(default_factory=lambda: [1.0])
+    dataset_closed: list[float] = field(default_factory=lambda: [0.0])
+    # Dataset hand dims no finger uses (e.g. the 7th of a 7-D hand): observed as the last commanded
+    # value (last_command, starting at extra_fill) or always extra_fill (fill); never sent to the hand.
+    extra_state: str = "last_command"
+    extra_fill: float = 0.0
 
 
 @dataclass

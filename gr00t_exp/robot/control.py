@@ -106,6 +106,12 @@ class ControlLoop:
         self._last_chunk_seen = 0
         self._chunk_t_obs: dict[int, float] = {}
         self.driven = layout.driven()
+        hm = layout.hand_map
+        # Dataset hand dims that drive no finger (never sent to the hands): the commanded value, and
+        # what the observation reports for them (that value, or always extra_fill).
+        self._extra_fill = np.full(2 * layout.n_extra, hm.extra_fill)
+        self._extra_cmd = self._extra_fill.copy()
+        self._extra_follow = hm.extra_state == "last_command"
 
     # -- helpers ---------------------------------------------------------------------------
     def fault(self, reason: str) -> None:
@@ -124,6 +130,8 @@ class ControlLoop:
     def _measured_full_from(self, q_arm: np.ndarray) -> np.ndarray:
         full = np.empty(self.layout.size)
         full[: self.layout.n_joints] = q_arm
+        # never measured: the last commanded value (extra_state=last_command) or extra_fill
+        full[self.layout.extras] = self._extra_cmd if self._extra_follow else self._extra_fill
         hs = self.hands.state()
         if hs is not None:
             full[self.layout.left_hand], full[self.layout.right_hand] = hs[0], hs[1]
@@ -151,7 +159,7 @@ class ControlLoop:
                 obs[f"video.{k}"] = f.image[None]
                 images[k] = f.image
         for k in self.layout.state_keys:
-            obs[f"state.{k}"] = full[self.layout.index[k]].astype(np.float32)[None]
+            obs[f"state.{k}"] = self.layout.read(full, k).astype(np.float32)[None]
         obs[self.layout.language_key] = [self.cfg.control.task]
         return obs, t_obs, images
 
@@ -176,8 +184,8 @@ class ControlLoop:
                 out = np.repeat(base[None], H, axis=0)
             elif a.shape[0] != H:
                 raise ValueError(f"action.{k} has horizon {a.shape[0]}, others {H}")
-            out[:, self.layout.index[k]] = a
-        hand = np.r_[self.layout.left_hand, self.layout.right_hand]
+            self.layout.write(out, k, a)  # dataset units -> robot units (hands: Inspire 0..1)
+        hand = self.layout.hands
         out[:, hand] = np.clip(out[:, hand], 0.0, 1.0)
         return out
 
@@ -265,7 +273,7 @@ class ControlLoop:
         hs = self.hands.state()
         h0 = np.r_[hs[0], hs[1]] if hs is not None else np.r_[OPEN, OPEN]
         self.hand_limiter = RateLimiter(hc.max_stroke_per_s, h0)
-        full0 = np.r_[q0, h0]
+        full0 = np.r_[q0, h0, self._extra_cmd]
         self._measured_full, self._t_measured = full0.copy(), time.monotonic()
         traj = Trajectory(full0, cc.blend_s)
         ready = threading.Event()
@@ -353,7 +361,8 @@ class ControlLoop:
                             self.fault(
                                 f"tracking error {err.max():.3f} rad on {j} > safety.max_tracking_error"
                             )
-                    hand_cmd = self.hand_limiter.step(target[self.layout.n_joints :], T)
+                    hand_cmd = self.hand_limiter.step(target[self.layout.hands], T)
+                    self._extra_cmd = target[self.layout.extras].copy()
                     if next_rec is not None and now >= next_rec and self.recorder is not None:
                         self._record(now - t_run, hand_cmd, cmd_arm)
                         next_rec += rec_dt
@@ -389,13 +398,14 @@ class ControlLoop:
             measured = self._measured_full.copy()
         executed = measured.copy()
         executed[: self.layout.n_joints] = cmd_arm
-        executed[self.layout.n_joints :] = hand_cmd
+        executed[self.layout.hands] = hand_cmd
+        executed[self.layout.extras] = self._extra_cmd
         frames = self.cameras.latest() if self.cameras is not None else {}
         images = {k: frames[k].image for k in self.layout.video_keys if k in frames}
         self.recorder.add(
             t,
-            {k: measured[self.layout.index[k]] for k in self.layout.state_keys},
-            {k: executed[self.layout.index[k]] for k in self.layout.action_keys},
+            {k: self.layout.read(measured, k) for k in self.layout.state_keys},
+            {k: self.layout.read(executed, k) for k in self.layout.action_keys},
             images,
         )
 

@@ -20,14 +20,24 @@ ARM = ["shoulder_pitch", "shoulder_roll", "shoulder_yaw", "elbow", "wrist_roll",
 FPS = 30.0
 
 
-def embodiment(video: bool = True):
+def modality(hand_dim: int) -> dict:
+    """Unitree's arms-then-hands layout: 26-D (6 per hand) or the 28-D 7-per-hand one."""
+    spans = {"left_arm": (0, 7), "right_arm": (7, 14)}
+    spans["left_hand"] = (14, 14 + hand_dim)
+    spans["right_hand"] = (14 + hand_dim, 14 + 2 * hand_dim)
+    spec = {k: {"start": a, "end": b} for k, (a, b) in spans.items()}
+    return {"state": spec, "action": dict(spec)}
+
+
+def embodiment(video: bool = True, hand_dim: int | None = None):
+    """Test embodiment; hand_dim=None: no modality layout (6-D hands by default)."""
     return SimpleNamespace(
-        name="g1_test",
+        name=f"g1_test_{hand_dim}" if hand_dim else "g1_test",
         state_keys=["state.left_arm", "state.right_arm", "state.left_hand", "state.right_hand"],
         action_keys=["action.left_arm", "action.right_arm", "action.left_hand", "action.right_hand"],
         video_keys=["video.cam_left_high"] if video else [],
         language_key="annotation.human.task_description",
-        modality=None,
+        modality=modality(hand_dim) if hand_dim else None,
     )
 
 
@@ -75,24 +85,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wave(t: np.ndarray) -> dict[str, np.ndarray]:
-    """A smooth, in-limits reference motion (rad, hands 0..1) as a function of time (s)."""
+def wave(t: np.ndarray, hand_dim: int = 6) -> dict[str, np.ndarray]:
+    """A smooth, in-limits reference motion (rad, hands 0..1) as a function of time (s).
+
+    hand_dim 7: a 7th hand channel (no Inspire finger) that ramps with time, 0.1 + 0.2 t."""
     t = np.asarray(t, float)[:, None]
     k = np.arange(7)[None]
     left = 0.3 * np.sin(2 * np.pi * 0.6 * t + 0.3 * k) * (k % 2 == 0) + 0.2 * (k == 3)
     right = -0.25 * np.sin(2 * np.pi * 0.6 * t + 0.2 * k) * (k % 2 == 1) + 0.2 * (k == 3)
     hand = 0.6 + 0.3 * np.sin(2 * np.pi * 0.5 * t + np.arange(6)[None])
-    return {"left_arm": left, "right_arm": right, "left_hand": hand, "right_hand": 1.0 - hand * 0.5}
+    out = {"left_arm": left, "right_arm": right, "left_hand": hand, "right_hand": 1.0 - hand * 0.5}
+    if hand_dim == 7:
+        ramp = 0.1 + 0.2 * t
+        out["left_hand"] = np.concatenate([hand, ramp], axis=1)
+        out["right_hand"] = np.concatenate([1.0 - hand * 0.5, -ramp], axis=1)
+    return out
 
 
 class ScriptedPolicy:
     """A local policy with the PolicyClient/BasePolicy get_action interface, following `wave`.
 
     mode: ok | nan | stall_after (raises after `n` calls, like a dead server) | limits (far out of range)
+    hand_dim: width of the hand keys; hand_scale multiplies the 6 finger values (e.g. 1000).
     """
 
-    def __init__(self, mode: str = "ok", n: int = 2, horizon: int = 16):
+    def __init__(self, mode: str = "ok", n: int = 2, horizon: int = 16, hand_dim: int = 6, hand_scale=1.0):
         self.mode, self.n, self.h = mode, n, horizon
+        self.hand_dim, self.hand_scale = hand_dim, hand_scale
+        self.observed: list[dict] = []
         self.calls = 0
         self.t0 = None
         self.lock = threading.Lock()
@@ -109,8 +129,11 @@ class ScriptedPolicy:
         with self.lock:
             self.calls += 1
             calls = self.calls
-        assert obs["state.left_arm"].shape == (1, 7) and obs["state.left_hand"].shape == (1, 6)
+        assert obs["state.left_arm"].shape == (1, 7) and obs["state.left_hand"].shape == (1, self.hand_dim)
+        assert obs["state.right_hand"].shape == (1, self.hand_dim)
         import time
+
+        self.observed.append({k: v.copy() for k, v in obs.items() if k.startswith("state.")})
 
         if self.mode == "stall_after" and calls > self.n:
             time.sleep(0.1)  # like a client whose server stopped answering
@@ -119,7 +142,9 @@ class ScriptedPolicy:
         if self.t0 is None:
             self.t0 = time.monotonic()
         t = (time.monotonic() - self.t0) + np.arange(self.h) / FPS
-        acts = {f"action.{k}": v.astype(np.float32) for k, v in wave(t).items()}
+        acts = {f"action.{k}": v.astype(np.float32) for k, v in wave(t, self.hand_dim).items()}
+        for k in ("action.left_hand", "action.right_hand"):
+            acts[k][:, :6] *= self.hand_scale
         if self.mode == "nan" and calls > self.n:
             acts["action.left_arm"][3, 2] = np.nan
         if self.mode == "limits":

@@ -15,12 +15,11 @@ replay = pytest.importorskip("gr00t_exp.serve.replay")
 zmq_server = pytest.importorskip("gr00t_exp.serve.zmq_server")
 client_mod = pytest.importorskip("gr00t_exp.serve.client")
 
-DIMS = {"left_arm": 7, "right_arm": 7, "left_hand": 6, "right_hand": 6}
 
-
-def _write_episode(root, n=60):
-    rec = Recorder(root, FPS, DIMS, DIMS, ["cam_left_high"], "wave", "annotation.human.task_description")
-    motion = wave(np.arange(n) / FPS)
+def _write_episode(root, hand_dim, n=60):
+    dims = {"left_arm": 7, "right_arm": 7, "left_hand": hand_dim, "right_hand": hand_dim}
+    rec = Recorder(root, FPS, dims, dims, ["cam_left_high"], "wave", "annotation.human.task_description")
+    motion = wave(np.arange(n) / FPS, hand_dim)
     img = SyntheticSource(64, 48).read()[..., ::-1]  # stored RGB
     for i in range(n):
         row = {k: v[i] for k, v in motion.items()}
@@ -28,10 +27,11 @@ def _write_episode(root, n=60):
     return rec.save(), motion
 
 
-def test_replay_episode_end_to_end_and_recording_round_trip(tmp_path, domain_id):
+@pytest.mark.parametrize("hand_dim", [6, 7], ids=["26d", "28d_7_per_hand"])
+def test_replay_episode_end_to_end_and_recording_round_trip(tmp_path, domain_id, hand_dim):
     from gr00t_exp.data.meta import load_meta
 
-    src, motion = _write_episode(tmp_path / "src")
+    src, motion = _write_episode(tmp_path / "src", hand_dim)
     assert load_meta(src).episodes[0].length == 60
     policy = replay.ReplayPolicy(src, episode_index=0, action_horizon=16, execution_horizon=8)
     port = free_port()
@@ -43,7 +43,7 @@ def test_replay_episode_end_to_end_and_recording_round_trip(tmp_path, domain_id)
             with FakeG1(domain_id) as g1, FakeDfxHands(domain_id):
                 rc = robot_cfg(domain_id, cam_port=port, max_episode_s=60 / FPS, policy_timeout_s=1.0)
                 rc.recording.root = str(tmp_path / "rec")
-                res = run_robot(rc, embodiment(video=True), client, record=True)
+                res = run_robot(rc, embodiment(video=True, hand_dim=hand_dim), client, record=True)
             client.close()
     finally:
         cam.close()
@@ -53,7 +53,8 @@ def test_replay_episode_end_to_end_and_recording_round_trip(tmp_path, domain_id)
     meta = load_meta(res.record_root)
     assert meta.fps == FPS and len(meta.episodes) == 1 and meta.tasks[0] == "wave"
     ep = meta.read_episode(0)
-    assert ep["observation.state"].shape[1] == 26 and ep["action"].shape[1] == 26
+    width = 14 + 2 * hand_dim
+    assert ep["observation.state"].shape[1] == width and ep["action"].shape[1] == width
     assert meta.video_path(0, "observation.images.cam_left_high").exists()
     # executed left-arm commands follow the recorded actions (a few frames of lag at most)
     ref = motion["left_arm"]
@@ -67,3 +68,11 @@ def test_replay_episode_end_to_end_and_recording_round_trip(tmp_path, domain_id)
     meas = ep["observation.state"][:, 0]
     corr = [np.corrcoef(meas[10 + lag : 10 + n], ref[10 : 10 + n - lag, 0])[0, 1] for lag in range(0, 25)]
     assert np.ptp(meas) > 0.3 and max(corr) > 0.8
+    if hand_dim == 7:
+        # the 7th left-hand channel (dataset column 20) drives no finger, yet the recording carries the
+        # commanded value (the replayed ramp), and the observed one is the last commanded value
+        got7, ref7 = ep["action"][:, 20], motion["left_hand"][:, 6]
+        errs7 = [np.abs(got7[10 + lag : 10 + n] - ref7[10 : 10 + n - lag]).mean() for lag in range(0, 25)]
+        assert min(errs7) < 0.02, errs7
+        obs7 = ep["observation.state"][10:, 20]
+        assert np.all(np.abs(obs7 - ep["action"][10:, 20]) < 0.02)

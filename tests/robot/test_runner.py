@@ -37,11 +37,14 @@ def _graceful(res, rc):
     assert _max_weight_step(res.weights) <= per_cycle * 1.01 + 1e-9
 
 
-def test_scripted_run_tracks_and_ramps(rig, domain_id):
+@pytest.mark.parametrize("hand_dim", [6, 7], ids=["26d", "28d_7_per_hand"])
+def test_scripted_run_tracks_and_ramps(rig, domain_id, hand_dim):
     g1, hands = rig
     rc = robot_cfg(domain_id, max_episode_s=1.2)
-    pol = ScriptedPolicy()
-    res = run_robot(rc, embodiment(video=False), pol)
+    rc.hands.extra_fill = 0.05
+    rc.hands.open_on_stop = False  # keep the last hand command to compare it
+    pol = ScriptedPolicy(hand_dim=hand_dim)
+    res = run_robot(rc, embodiment(video=False, hand_dim=hand_dim), pol)
     assert res.ok, res.reason
     assert "max episode" in res.reason
     assert res.chunks >= 3 and g1.commands > 50 and g1.bad_crc == 0 and g1.bad_mode_machine == 0
@@ -51,6 +54,15 @@ def test_scripted_run_tracks_and_ramps(rig, domain_id):
     assert np.ptp(q15) > 0.2
     assert hands.commands > 10
     assert g1.weight == 0.0  # controller owns the arms again
+    # the fake DFX right hand (entries 0-5) went to the policy's 6 finger values (0.55..0.85)
+    assert 0.5 < hands.q[:6].mean() < 0.9
+    if hand_dim == 7:
+        # the 7th channel drives no finger: observed as extra_fill first, then as the last commanded value
+        first, later = pol.observed[0], pol.observed[2:]
+        assert first["state.left_hand"][0, 6] == pytest.approx(0.05)
+        assert first["state.right_hand"][0, 6] == pytest.approx(0.05)
+        assert later and all(0.1 <= o["state.left_hand"][0, 6] <= 0.1 + 0.2 * 2.0 for o in later)
+        assert all(-0.1 - 0.2 * 2.0 <= o["state.right_hand"][0, 6] <= -0.1 for o in later)
 
 
 def test_wrong_mode_machine_refuses_to_start(domain_id):
@@ -141,15 +153,23 @@ def test_dry_run_and_refused_confirmation_send_nothing(rig, domain_id):
     assert g1.commands == 0 and hands.commands == 0
 
 
-def test_ftp_hands_follow(domain_id):
+@pytest.mark.parametrize("hand_dim", [6, 7], ids=["26d", "28d_7_per_hand_0_1000"])
+def test_ftp_hands_follow(domain_id, hand_dim):
     with FakeG1(domain_id) as g1, FakeFtpHands(domain_id) as fh:
         rc = robot_cfg(domain_id, max_episode_s=1.0)
         rc.hands.kind = "ftp"
         rc.hands.open_on_stop = False  # keep the last command to compare it
-        res = run_robot(rc, embodiment(video=False), ScriptedPolicy())
+        scale = 1.0
+        if hand_dim == 7:  # a dataset with 7 values per hand in 0..1000 (1000 = open)
+            rc.hands.dataset_open, rc.hands.dataset_closed, scale = [1000.0], [0.0], 1000.0
+        pol = ScriptedPolicy(hand_dim=hand_dim, hand_scale=scale)
+        res = run_robot(rc, embodiment(video=False, hand_dim=hand_dim), pol)
         assert res.ok and g1.commands > 0 and fh.commands > 10
         # right hand target = 1 - 0.5 * (0.6 + 0.3 sin) in [0.55, 0.85]: the fake's right hand (0-5) moved there
         assert 0.5 < fh.q[:6].mean() < 0.9
+        # observations come back in the dataset's units (0..1000 for the 7-D case)
+        obs = pol.observed[-1]["state.right_hand"][0, :6]
+        assert 0.45 * scale < obs.mean() < 0.95 * scale
 
 
 def test_camera_stale_pauses_policy_then_stops(rig, domain_id):

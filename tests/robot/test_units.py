@@ -7,6 +7,7 @@ from gr00t_exp.robot import hands
 from gr00t_exp.robot.arm import ModeMachineError, check_mode_machine, weight_ramp
 from gr00t_exp.robot.chunks import Trajectory
 from gr00t_exp.robot.config import RobotConfig, g1_upper_body_joints
+from gr00t_exp.robot.handmap import HandMap
 from gr00t_exp.robot.layout import RobotLayout
 from gr00t_exp.robot.safety import JointLimits, MotionFilter, SafetyError, Watchdog, confirm
 
@@ -95,9 +96,61 @@ def test_layout_maps_keys_to_joints_and_hands():
     assert [lay.joint_names[i] for i in lay.index["right_arm"]][1] == "right_shoulder_roll"
     assert list(lay.index["left_hand"]) == list(range(17, 23))
     emb = embodiment()
-    emb.modality = {"state": {"left_hand": {"start": 14, "end": 21}}}
-    with pytest.raises(ValueError, match="left_hand"):
+    emb.modality = {"state": {"left_hand": {"start": 14, "end": 21}, "right_hand": {"start": 21, "end": 27}}}
+    with pytest.raises(ValueError, match="different widths"):  # 7-D left, 6-D right
         RobotLayout.build(emb, RobotConfig())
+
+
+def test_hand_map_indices_scale_invert_and_extras():
+    hc = RobotConfig().hands
+    hc.finger_indices = [1, 2, 3, 4, 5, 6]  # dataset dim 0 drives no finger
+    hc.dataset_open, hc.dataset_closed = [0.0], [1000.0]  # 0..1000, 1000 = closed (inverted)
+    hc.extra_fill = 0.7
+    hm = HandMap.from_config(hc, 7)
+    assert list(hm.extra) == [0] and hm.n_extra == 1 and not hm.identity
+    x = np.array([[5.0, 0.0, 250.0, 500.0, 750.0, 1000.0, 100.0]])
+    np.testing.assert_allclose(hm.to_inspire(x), [[1.0, 0.75, 0.5, 0.25, 0.0, 0.9]])
+    back = hm.to_dataset(hm.to_inspire(x), x[:, [0]])
+    np.testing.assert_allclose(back, x)
+    np.testing.assert_allclose(hm.to_dataset(np.ones(6))[0], 0.7)  # extra from the fill value
+    assert HandMap.from_config(RobotConfig().hands, 6).identity
+
+
+@pytest.mark.parametrize(
+    "change, dim, match",
+    [
+        ({"finger_indices": [0, 1, 2, 3, 4]}, 6, "finger_indices"),  # 5 fingers
+        ({"finger_indices": [0, 1, 2, 3, 4, 4]}, 7, "finger_indices"),  # duplicate
+        ({"finger_indices": [1, 2, 3, 4, 5, 6]}, 6, r"finger_indices.*6-D"),  # past the hand width
+        ({}, 5, r"finger_indices.*5-D"),  # a hand narrower than 6
+        ({"dataset_dim": 6}, 7, "dataset_dim"),
+        ({"dataset_open": [1.0, 1.0]}, 6, "dataset_open"),
+        ({"dataset_open": [0.0]}, 6, "dataset_open equals dataset_closed"),
+        ({"extra_state": "zero"}, 7, "extra_state"),
+    ],
+)
+def test_hand_map_validation_names_the_key(change, dim, match):
+    hc = RobotConfig().hands
+    for k, v in change.items():
+        setattr(hc, k, v)
+    with pytest.raises(ValueError, match=match):
+        HandMap.from_config(hc, dim)
+
+
+@pytest.mark.parametrize("hand_dim", [6, 7])
+def test_layout_read_write_round_trip(hand_dim):
+    rc = RobotConfig()
+    rc.hands.dataset_open, rc.hands.dataset_closed = [0.0], [1.0]  # dataset: 1 = closed
+    lay = RobotLayout.build(embodiment(hand_dim=hand_dim), rc)
+    assert lay.dim("left_hand") == hand_dim and lay.size == 17 + 12 + 2 * (hand_dim - 6)
+    full = np.zeros(lay.size)
+    vals = np.linspace(0.1, 0.7, hand_dim)
+    lay.write(full, "right_hand", vals)
+    np.testing.assert_allclose(full[lay.right_hand], 1.0 - vals[:6])  # Inspire: 1 = open
+    np.testing.assert_allclose(lay.read(full, "right_hand"), vals)
+    assert np.all(full[lay.left_hand] == 0)
+    if hand_dim == 7:
+        assert full[lay.extras].tolist() == [0.0, 0.7]  # right extra, unscaled
 
 
 def test_bgr_to_rgb_happens_once_in_decode():
@@ -166,5 +219,21 @@ def test_deploy_g1_inspire_composes_typed():
     )
     lay = RobotLayout.build(cfg.embodiment, rc)
     assert lay.video_keys == ["cam_right_high", "cam_left_wrist"]
-    with pytest.raises(ValueError, match="left_hand"):  # 7-D hands: refused until mapped
+    # the 28-D 7-per-hand embodiment: fingers from dims 0-5 of each hand, dim 6 extra
+    lay7 = RobotLayout.build(compose_config(["embodiment=unitree_g1_inspire_2cameras"]).embodiment, rc)
+    assert lay7.dim("left_hand") == 7 and lay7.dim("right_hand") == 7 and lay7.n_extra == 1
+    rc.hands.finger_indices = [0, 1, 2, 3, 4, 7]
+    with pytest.raises(ValueError, match=r"deploy.robot.hands.finger_indices=.*7-D"):
         RobotLayout.build(compose_config(["embodiment=unitree_g1_inspire_2cameras"]).embodiment, rc)
+
+
+def test_mode_robot_refuses_bad_hand_mapping_before_touching_dds(caplog):
+    from gr00t_exp.config.compose import compose_config
+    from gr00t_exp.robot.runner import run
+
+    cfg = compose_config(
+        ["mode=robot", "deploy=g1_inspire", "embodiment=unitree_g1_inspire_2cameras", "deploy.policy.host=127.0.0.1",
+         "deploy.policy.timeout_ms=50", "deploy.robot.hands.finger_indices=[0,1,2,3,4]"]
+    )  # fmt: skip
+    assert run(cfg) == 2
+    assert "deploy.robot.hands.finger_indices" in caplog.text
