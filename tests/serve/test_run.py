@@ -85,3 +85,16 @@ def test_bench_serve_writes_figures(tmp_path):
         r = res[t]
         assert r["round_trip_ms"]["p50"] > 0 and r["overhead_ms"]["p50"] <= r["round_trip_ms"]["p50"]
     assert res["observation"]["video.view_0"] == [1, 96, 128, 3]
+
+
+def test_constant_policy_from_the_g1_inspire_embodiment():
+    cfg = compose_config(
+        ["mode=serve", "deploy.policy.kind=constant", "deploy.policy.image_size=[480,640]",
+         "embodiment=unitree_g1_inspire_26d"]
+    )  # fmt: skip
+    policy = build_policy(cfg)
+    assert sum(policy.spec.state.values()) == 26 and len(policy.spec.video) == 2
+    assert set(policy.spec.video.values()) == {(480, 640)}
+    cfg = compose_config(["mode=serve", "deploy.policy.kind=nonsense"])
+    with pytest.raises(ValueError, match="gr00t, replay or constant"):
+        build_policy(cfg)
