@@ -177,3 +177,20 @@ def test_client_disconnecting_mid_request_leaves_the_server_healthy(spec):
         policy.delay_s = 0.0
         r = httpx.post(f"http://127.0.0.1:{srv.port}/act", json={"observation": encode_obs(flat_obs(spec))})
         assert r.status_code == 200 and httpx.get(f"http://127.0.0.1:{srv.port}/health").status_code == 200
+
+
+def test_http_client_has_the_policy_methods(const_policy, spec):
+    from gr00t_exp.serve.client import PolicyServerError
+    from gr00t_exp.serve.http_client import HttpPolicyClient
+
+    with HttpPolicyServer(const_policy, host="0.0.0.0", port=0, api_token=TOKEN) as srv:
+        c = HttpPolicyClient(port=srv.port, api_token=TOKEN)
+        assert c.ping() and c.metadata()["model_card"]["action_horizon"] == 16
+        a, info = c.get_action_with_info(flat_obs(spec, batch=2))
+        assert a["action.left_arm"].shape == (2, 16, 7) and info["timing_ms"]["round_trip"] > 0
+        assert "policy" in info["timing_ms"]
+        assert c.get_modality_config()["action"]["modality_keys"][0] == "action.left_arm"
+        assert c.reset() == {}
+        with pytest.raises(PolicyServerError, match="Unauthorized"):
+            HttpPolicyClient(port=srv.port, api_token="w" * 20).get_action(flat_obs(spec))
+    assert HttpPolicyClient(port=srv.port, timeout_ms=200, retries=0).ping() is False
