@@ -7,8 +7,8 @@ Arrays are sent json_numpy-encoded; timeouts apply to connect and read; only ide
 from __future__ import annotations
 
 import base64
-import json
 import http.client
+import json
 import time
 import urllib.error
 import urllib.request
