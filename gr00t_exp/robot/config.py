@@ -201,7 +201,11 @@ class ControlConfig:
     blend_s: float = 0.1  # cross-fade from the old chunk to the new one
     task: str = "pick up the object"
     start_pose: Optional[list[float]] = None  # arm joints (RobotConfig.parts order) to move to first
-    realtime_priority: bool = False  # try SCHED_FIFO for the command thread (needs privileges)
+    # SCHED_FIFO for the command thread (gr00t_exp/robot/realtime.py); needs CAP_SYS_NICE or an rtprio
+    # limit, otherwise the run continues at normal priority with a warning.
+    realtime_priority: bool = False
+    fifo_priority: int = 50  # 1..99 (threaded IRQs default to 50)
+    cpu_affinity: Optional[list[int]] = None  # pin the command thread to these CPUs (null = any)
 
 
 @dataclass

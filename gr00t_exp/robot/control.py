@@ -14,6 +14,7 @@ thread never waits for the network.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -27,6 +28,7 @@ from gr00t_exp.robot.arm import ArmIO, ModeMachineError, check_mode_machine
 from gr00t_exp.robot.chunks import Trajectory
 from gr00t_exp.robot.hands import OPEN, Hands, RateLimiter
 from gr00t_exp.robot.layout import RobotLayout
+from gr00t_exp.robot.realtime import realtime_thread
 from gr00t_exp.robot.safety import JointLimits, MotionFilter, SafetyError, StopSignal, Watchdog, all_finite
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ class RunResult:
     run_s: float = 0.0
     period_s: float = 0.004
     record_root: Optional[Any] = None  # dataset root when deploy.record=true
+    realtime: dict[str, Any] = field(default_factory=dict)  # what realtime_thread applied
 
     def summary(self) -> dict[str, Any]:
         def pct(x, q):
@@ -68,6 +71,7 @@ class RunResult:
             "policy_latency_p50_ms": pct(self.policy_latency, 50),
             "obs_to_cmd_p50_ms": pct(self.obs_to_cmd, 50),
             "obs_to_cmd_p99_ms": pct(self.obs_to_cmd, 99),
+            "sched_fifo": bool(self.realtime.get("fifo", False)),
         }
 
 
@@ -262,6 +266,11 @@ class ControlLoop:
             self._measured_full, self._t_measured = full, now
 
     def run(self) -> RunResult:
+        """Ramp up, run, ramp down on the calling thread (the command thread)."""
+        with contextlib.ExitStack() as stack:
+            return self._run(stack)
+
+    def _run(self, stack: contextlib.ExitStack) -> RunResult:
         cc, sc, hc = self.cfg.control, self.cfg.safety, self.cfg.hands
         res = self.result
         old_switch = sys.getswitchinterval()
@@ -298,6 +307,12 @@ class ControlLoop:
         nxt = time.monotonic()
         prev_wake = None
         try:
+            # Real-time scheduling only now, after the policy thread exists: threads inherit the
+            # creator's policy and affinity, and the policy thread must stay SCHED_OTHER. Undone
+            # (ExitStack) after that thread is joined.
+            self.result.realtime = stack.enter_context(
+                realtime_thread(cc.realtime_priority, cc.fifo_priority, cc.cpu_affinity)
+            )
             while self.phase != self.DONE:
                 # -- fixed-rate wait: sleep most of the way, spin the last few hundred µs
                 nxt += T

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from types import SimpleNamespace
 
@@ -134,6 +135,8 @@ class ScriptedPolicy:
         import time
 
         self.observed.append({k: v.copy() for k, v in obs.items() if k.startswith("state.")})
+        if hasattr(os, "sched_getscheduler"):
+            self.sched = os.sched_getscheduler(0)  # the policy thread's scheduling policy
 
         if self.mode == "stall_after" and calls > self.n:
             time.sleep(0.1)  # like a client whose server stopped answering

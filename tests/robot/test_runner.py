@@ -184,10 +184,19 @@ def test_camera_stale_pauses_policy_then_stops(rig, domain_id):
     _graceful(res, rc)
 
 
-def test_stop_object_without_signals(rig, domain_id):
+def test_stop_object_without_signals_and_realtime_command_thread(rig, domain_id):
     stop = StopSignal()
     rc = robot_cfg(domain_id, max_episode_s=10.0)
+    rc.control.realtime_priority, rc.control.fifo_priority = True, 10
+    rc.control.cpu_affinity = [min(os.sched_getaffinity(0))]
     threading.Timer(0.5, lambda: stop.stop("operator")).start()
-    res = run_robot(rc, embodiment(video=False), ScriptedPolicy(), stop=stop)
+    pol = ScriptedPolicy()
+    before = (os.sched_getscheduler(0), os.sched_getaffinity(0))
+    res = run_robot(rc, embodiment(video=False), pol, stop=stop)
     assert res.reason == "operator" and res.ok
+    # applied to the command thread only (SCHED_FIFO where permitted), restored afterwards
+    assert res.realtime["cpus"] == set(rc.control.cpu_affinity)
+    assert res.summary()["sched_fifo"] == res.realtime["fifo"]
+    assert pol.sched == os.SCHED_OTHER
+    assert (os.sched_getscheduler(0), os.sched_getaffinity(0)) == before
     assert FPS == 30.0 and wave(np.zeros(1))["left_hand"].shape == (1, 6)
