@@ -12,14 +12,15 @@ register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> int:
+def main(cfg: DictConfig) -> int | float:
     try:
         code = dispatch(cfg)
     except ModeNotAvailable as e:
         print(f"error: {e}", file=sys.stderr)
         code = 2
     # Hydra drops the task's return value; a non-zero exit must leave through SystemExit.
-    if code:
+    # A float is a successful run's objective (sweepers read it as the job's return value).
+    if not isinstance(code, float) and code:
         sys.exit(code)
     return code
 

@@ -49,9 +49,12 @@ def resolve(mode: str):
     return getattr(module, func_name)
 
 
-def dispatch(cfg: DictConfig) -> int:
-    """Run the configured mode; return the process exit code."""
+def dispatch(cfg: DictConfig) -> int | float:
+    """Run the configured mode; return the process exit code, or a float: success with an
+    objective value (mode=train returns its monitored metric for Hydra sweepers)."""
     mode = cfg.mode.value if hasattr(cfg.mode, "value") else str(cfg.mode)
     fn = resolve(mode)
     result = fn(cfg)
+    if isinstance(result, float):
+        return result
     return int(result or 0)
