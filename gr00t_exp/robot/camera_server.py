@@ -121,6 +121,7 @@ class CameraServer:
             self.socks.append(s)
         self.sent = 0
         self.stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def step(self) -> bool:
         frames = [src.read() for src in self.sources]
@@ -163,10 +164,15 @@ class CameraServer:
     def start_thread(self) -> threading.Thread:
         t = threading.Thread(target=self.serve, name="camera_server", daemon=True)
         t.start()
+        self._thread = t
         return t
 
     def close(self) -> None:
         self.stop_event.set()
+        # ZMQ sockets are not thread-safe: let the serving thread finish its send before closing them
+        # (closing under it raised ZMQError / could crash the process).
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
         for s in self.socks:
             s.close(0)
         for src in self.sources:
