@@ -164,7 +164,12 @@ def evaluate(
     metrics_path = out / "metrics.json"
     metrics_path.write_text(json.dumps(result, indent=2))
     table = format_table(summary)
-    log.info("open-loop evaluation on episodes %s:\n%s", episodes, table)
+    log.info(
+        "open-loop evaluation on episodes %s: MSE %.5g (mean baseline %.5g)",
+        episodes,
+        summary["overall"]["mse"],
+        summary["baseline"]["mse"],
+    )
     return {"summary": summary, "metrics_path": metrics_path, "plots_dir": plots_dir, "table": table}
 
 

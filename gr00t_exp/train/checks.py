@@ -94,14 +94,15 @@ def _width(meta: Any, group: str, keys: list[str]) -> int:
 
 
 def check_embodiment_fits_model(cfg: DictConfig, metas: list[Any], model_cfg: Any | None = None) -> None:
-    """State/action widths, horizon and the embodiment tag against the model's limits.
+    """State/action widths, padding, horizon and the embodiment tag against the built model.
 
-    `model_cfg`: the built model's config (its action_horizon / max dims); None = the embodiment's.
+    `model_cfg`: the model's Gr00tN15Config (None = only the embodiment's own limits are checked).
     """
     emb = cfg.embodiment
-    max_state = int(getattr(model_cfg, "max_state_dim", None) or emb.max_state_dim)
-    max_action = int(getattr(model_cfg, "max_action_dim", None) or emb.max_action_dim)
-    horizon = getattr(model_cfg, "action_horizon", None)
+    head = getattr(model_cfg, "action_head_cfg", None)
+    max_state = int(head.max_state_dim) if head is not None else int(emb.max_state_dim)
+    max_action = int(head.action_dim) if head is not None else int(emb.max_action_dim)
+    horizon = int(head.action_horizon) if head is not None else None
     for meta in metas:
         sw = _width(meta, "state", list(emb.state_keys))
         aw = _width(meta, "action", list(emb.action_keys))
@@ -113,12 +114,23 @@ def check_embodiment_fits_model(cfg: DictConfig, metas: list[Any], model_cfg: An
         if aw > max_action:
             raise PreflightError(
                 f"embodiment={emb.name}: the action keys are {aw} wide but the model outputs at most "
-                f"{max_action} (max_action_dim); drop action keys from embodiment.action_keys"
+                f"{max_action} (its action_dim; model.max_action_dim={cfg.model.max_action_dim}); drop action "
+                "keys from embodiment.action_keys or use a model with a wider action_dim"
             )
-    if horizon is not None and len(emb.action_indices) != int(horizon):
+    if head is not None and int(emb.max_action_dim) != max_action:
+        raise PreflightError(
+            f"embodiment.max_action_dim={emb.max_action_dim} (the width actions are padded to) differs from the "
+            f"model's action_dim={max_action} (model.max_action_dim); set both to the same value"
+        )
+    if head is not None and int(emb.max_state_dim) != max_state:
+        raise PreflightError(
+            f"embodiment.max_state_dim={emb.max_state_dim} differs from the model's max_state_dim={max_state}; "
+            "set embodiment.max_state_dim to it"
+        )
+    if horizon is not None and len(emb.action_indices) != horizon:
         raise PreflightError(
             f"embodiment.action_indices has {len(emb.action_indices)} steps but the model's action_horizon is "
-            f"{horizon}; set embodiment.action_indices to {int(horizon)} steps"
+            f"{horizon}; set embodiment.action_indices to {horizon} steps (or model.action_horizon)"
         )
     tag = emb.embodiment_tag
     if cfg.model.base_model_path and tag not in N15_EMBODIMENT_IDS:

@@ -69,6 +69,7 @@ def test_run_exports_hub_layout_with_metadata(make_cfg, tmp_path):
         (["data=lerobot", "data.sources=[{path:/no/such/dataset}]"], "data.sources[0].path"),
         (["embodiment.state_keys=[state.left_arm,state.tail]"], "state.tail"),
         (["model.max_action_dim=8"], "max_action_dim"),
+        (["model.action_horizon=8"], "action_horizon"),
         (["trainer.resume=/no/such.ckpt"], "trainer.resume"),
         (["trainer=gpu"] if not torch.cuda.is_available() else ["trainer.max_steps=0"], "trainer."),
     ],
