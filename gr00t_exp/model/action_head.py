@@ -152,7 +152,7 @@ class FlowMatchingActionHead(nn.Module):
         dt = 1.0 / n
         # Everything that depends on the timestep only, for all n steps at once (step-major rows).
         buckets = [int(k / float(n) * self.config.num_timestep_buckets) for k in range(n)]
-        all_t = torch.tensor(buckets, dtype=torch.long, device=x.device).repeat_interleave(b)
+        all_t = torch.cat([torch.full((b,), k, dtype=torch.long, device=x.device) for k in buckets])
         all_mods = [m.view(n, b, -1) for m in self.model.time_modulation(all_t)]
         all_tau = self.action_encoder.time_features(all_t, horizon, x.dtype).view(n, b, horizon, -1)
         velocities = []

@@ -6,10 +6,11 @@ import copy
 
 import pytest
 import torch
-from _model_refdata import TINY, load, max_diff, needs_refdata
 
 from gr00t_exp.model import ModelConfig, build_model
 from gr00t_exp.model.build import architecture
+
+from ._model_refdata import TINY, load, max_diff, needs_refdata
 
 HEAD = "backbone.eagle_model.vision_model.vision_model.head."
 

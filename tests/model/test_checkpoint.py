@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from _model_refdata import TINY, load, max_diff, needs_refdata
 
 from gr00t_exp.model import CheckpointError, load_pretrained, save_pretrained
+
+from ._model_refdata import TINY, load, max_diff, needs_refdata
 
 pytestmark = needs_refdata
 

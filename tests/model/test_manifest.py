@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from _model_refdata import REFDATA
+
+from ._model_refdata import REFDATA
 
 pytestmark = pytest.mark.skipif(not (REFDATA / "manifest_full.json").is_file(), reason="no manifest")
 

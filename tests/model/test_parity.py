@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _model_refdata import TINY, load, max_diff, needs_refdata
+
+from ._model_refdata import TINY, load, max_diff, needs_refdata
 
 pytestmark = needs_refdata
 TOL = 1e-5

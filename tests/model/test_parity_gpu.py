@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _model_refdata import TINY, load, max_diff, needs_refdata
+
+from ._model_refdata import TINY, load, max_diff, needs_refdata
 
 pytestmark = [
     needs_refdata,
