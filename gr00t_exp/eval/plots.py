@@ -16,15 +16,16 @@ def plot_episode(
     title: str = "",
     baseline: np.ndarray | None = None,
 ) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    # The object-oriented API with an Agg canvas: no pyplot, no global backend change (notebooks).
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     d = gt.shape[1]
     ncols = min(4, d)
     nrows = int(np.ceil(d / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 2.2 * nrows), squeeze=False, sharex=True)
+    fig = Figure(figsize=(4 * ncols, 2.2 * nrows))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True)
     t = np.arange(gt.shape[0])
     starts = [s for s in chunk_starts if s < len(t)]
     for i in range(nrows * ncols):
@@ -46,5 +47,4 @@ def plot_episode(
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=80)
-    plt.close(fig)
     return out_path

@@ -39,14 +39,13 @@ def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
     if len(cfg.betas) != 2:
         raise ValueError(f"trainer.optim.betas must have 2 values, got {list(cfg.betas)}")
-    # `fused` is faster on CUDA; the foreach default is right for CPU.
-    fused = all(p.is_cuda for g in param_groups(model, cfg) for p in g["params"]) or None
+    # Not `fused`: Lightning's mixed-precision plugin refuses gradient clipping with fused optimisers
+    # (it unscales internally); the default multi-tensor (foreach) kernels are used instead.
     return torch.optim.AdamW(
         param_groups(model, cfg),
         lr=cfg.lr,
         betas=(float(cfg.betas[0]), float(cfg.betas[1])),
         eps=cfg.eps,
-        fused=fused,
     )
 
 
