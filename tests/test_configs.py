@@ -16,7 +16,6 @@ EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 FAST = [
     "data=synthetic",
     "model=gr00t_n15_tiny",
-    "model.arch_preset=gr00t_n15_tiny",
     "trainer=cpu",
     "logger=csv",
     "data.synthetic.episodes=3",

@@ -17,7 +17,6 @@ def fast_overrides(cache_dir, steps: int = 4, extra: list[str] | None = None) ->
     """A few-step CPU run of the tiny model on a small synthetic dataset, no loggers / plots."""
     return [
         "experiment=demo",
-        "model.arch_preset=gr00t_n15_tiny",
         f"paths.cache_dir={cache_dir}",
         "data.synthetic.episodes=4",
         "data.synthetic.min_length=20",
