@@ -100,3 +100,22 @@ class ThroughputMonitor(pl.Callback):
             self._warned = True
         self._wait = self._compute = 0.0
         self._samples = self._batches = 0
+
+
+def step_progress_bar() -> pl.Callback:
+    """Rich progress bar whose total is the run's optimiser steps (the training loader is endless,
+    so the default per-epoch total would be unknown and the bar would show no ETA)."""
+    from pytorch_lightning.callbacks import RichProgressBar
+
+    class StepRichProgressBar(RichProgressBar):
+        @property
+        def total_train_batches(self) -> int | float:
+            t = self.trainer
+            if t.max_steps and t.max_steps > 0:
+                return t.max_steps * t.accumulate_grad_batches
+            return super().total_train_batches
+
+        def _get_train_description(self, current_epoch: int) -> str:
+            return f"{'Training (steps)':{len(self.validation_description)}}"
+
+    return StepRichProgressBar(leave=True)

@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 
-from gr00t_exp.train.callbacks import ThroughputMonitor
+from gr00t_exp.train.callbacks import ThroughputMonitor, step_progress_bar
 from gr00t_exp.train.checkpoint import AtomicCheckpointIO
 
 log = logging.getLogger(__name__)
@@ -59,9 +59,7 @@ def build_callbacks(
     if cfg.logger:
         cbs.append(LearningRateMonitor(logging_interval="step"))
     if t.progress_bar == "rich":
-        from pytorch_lightning.callbacks import RichProgressBar
-
-        cbs.append(RichProgressBar(leave=True))
+        cbs.append(step_progress_bar())
     return cbs, periodic, best
 
 
