@@ -10,19 +10,24 @@ Method (the same as docs/upstream_baselines.md, so figures compare side by side)
   backbone and action head (prepare + 4 Euler steps); CUDA-event GPU time is recorded beside it.
 - Variants: `eager`; `cudagraphs` (torch.compile backend="cudagraphs": captured eager kernels, no
   codegen); `inductor` (torch.compile mode `bench.params.compile_mode`, "reduce-overhead" =
-  Inductor + CUDA graphs). Each compiled output is compared with eager on the same initial noise.
+  Inductor + CUDA graphs); suffix `_noamp` = bf16 without autocast. Default: eager,
+  cudagraphs_noamp, inductor. Each output is compared with eager on the same initial noise; peak
+  memory is reset before each variant.
 - Training: batch `bench.batch_size` (32), default tuning flags (apply_tuning), frozen parts in bf16,
   trained parts fp32, bf16 autocast, TF32, fused AdamW (betas 0.95/0.999, wd 1e-5), grad clip 1.0;
   step = zero_grad + forward + backward + clip + optimizer step; samples/s = batch / p50 step time.
-  `train_compiled` compiles each transformer block (regional compilation: one compile per block type).
+  `train_modes` (default eager, full): eager, full (torch.compile of the whole forward, default
+  mode), blocks (regional compilation: each transformer block compiled, one compile per type).
 
-`bench.params` keys (all optional): variants (list), compile_mode, train (bool), train_compiled
-(bool), train_iters, prompt, profile (bool: torch.profiler table of one eager get_action).
+`bench.params` keys (all optional): variants (list; suffix `_noamp` = bf16 without autocast),
+compile_mode, train (bool), train_modes (list), train_iters, prompt, profile (bool: profiler tables
+of one eager get_action and one eager training step).
 Results: `<run dir>/bench_model.json` (rewritten after every phase) and a printed table.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import platform
@@ -154,52 +159,63 @@ def _meta(cfg: DictConfig, device: torch.device) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ inference
+def _amp(device: torch.device, enabled: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+
+
 def bench_inference(
     model, batch, device, warmup: int, iters: int, variants: list[str], compile_mode: str, res
 ):
-    """Latency of get_action (bf16) per variant; split backbone / action head for eager."""
+    """Latency of get_action (bf16 weights) per variant; split backbone / action head for eager.
+
+    Variant names: eager | cudagraphs | inductor, with suffix `_noamp` = no autocast (pure bf16
+    activations; upstream runs bf16 weights under autocast, which keeps LayerNorm/softmax outputs in
+    fp32 and so adds a cast before most matmuls). Every variant is compared with eager + autocast.
+    """
     model.eval()
     head = model.action_head
     cfg = head.config
     g = torch.Generator(device="cpu").manual_seed(1)
     noise = torch.randn(1, cfg.action_horizon, cfg.action_dim, generator=g).to(device, torch.bfloat16)
-    amp = torch.autocast(device.type, dtype=torch.bfloat16)
 
-    def eager_call():
-        with torch.inference_mode(), amp:
+    def eager_call(amp=True):
+        with torch.inference_mode(), _amp(device, amp):
             return model.get_action(batch, init_noise=noise)["action_pred"]
 
-    def backbone_call():
-        with torch.inference_mode(), amp:
-            return model.backbone(batch)["backbone_features"]
-
-    with torch.inference_mode(), amp:
-        feats = model.backbone(batch)["backbone_features"]
-
-    def head_call():
-        with torch.inference_mode(), amp:
-            ctx = head.prepare(feats, batch["state"], batch["embodiment_id"])
-            return head.sample(ctx, batch["embodiment_id"], noise)[0]
-
     ref = eager_call().clone()
-    if device.type == "cuda" and "eager" in variants:
-        torch.cuda.reset_peak_memory_stats(device)
     for v in variants:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
         try:
-            if v == "eager":
+            kind, _, suffix = v.partition("_")
+            amp = suffix != "noamp"
+            if kind == "eager":
+                with torch.inference_mode(), _amp(device, amp):
+                    feats = model.backbone(batch)["backbone_features"]
+
+                def backbone_call(amp=amp):
+                    with torch.inference_mode(), _amp(device, amp):
+                        return model.backbone(batch)["backbone_features"]
+
+                def head_call(amp=amp, feats=feats):
+                    with torch.inference_mode(), _amp(device, amp):
+                        ctx = head.prepare(feats, batch["state"], batch["embodiment_id"])
+                        return head.sample(ctx, batch["embodiment_id"], noise)[0]
+
                 out = {
-                    "get_action": time_fn(eager_call, device, warmup, iters),
+                    "get_action": time_fn(lambda amp=amp: eager_call(amp), device, warmup, iters),
                     "backbone": time_fn(backbone_call, device, warmup, iters),
                     "action_head": time_fn(head_call, device, warmup, iters),
+                    "vs_eager": _compare(eager_call(amp).clone(), ref),
                 }
             else:
-                backend = "cudagraphs" if v == "cudagraphs" else "inductor"
-                kwargs = {"backend": backend} if backend == "cudagraphs" else {"mode": compile_mode}
+                kwargs = {"backend": "cudagraphs"} if kind == "cudagraphs" else {"mode": compile_mode}
                 torch._dynamo.reset()
                 compiled = torch.compile(model.get_action, dynamic=False, **kwargs)
 
-                def call(compiled=compiled):
-                    with torch.inference_mode(), amp:
+                def call(compiled=compiled, amp=amp):
+                    with torch.inference_mode(), _amp(device, amp):
                         return compiled(batch, init_noise=noise)["action_pred"]
 
                 t0 = time.perf_counter()
@@ -209,8 +225,9 @@ def bench_inference(
                 out = {"get_action": time_fn(call, device, warmup, iters), "compile_s": compile_s}
                 out["vs_eager"] = _compare(call().clone(), ref)
                 out["first_call_vs_eager"] = _compare(first, ref)
-                if backend != "cudagraphs":
+                if kind == "inductor":
                     out["compile_mode"] = compile_mode
+            out["autocast"] = amp
             if device.type == "cuda":
                 out["peak_allocated_gib"] = torch.cuda.max_memory_allocated(device) / GiB
             res.data["inference"][v] = out
@@ -221,29 +238,33 @@ def bench_inference(
         res.save()
 
 
-def profile_inference(model, batch, device, out_dir: Path, res) -> None:
-    """torch.profiler table of one eager get_action: kernel count and the top ops by device time."""
+def _profile(fn: Callable[[], Any], device: torch.device, path: Path) -> dict[str, Any]:
+    """Profile one call of `fn` (already warm): table of top ops by device time + kernel totals."""
     from torch.profiler import ProfilerActivity, profile
 
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    _sync(device)
+    with profile(activities=acts) as prof:
+        fn()
+        _sync(device)
+    sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    path.write_text(prof.key_averages().table(sort_by=sort, row_limit=40, max_name_column_width=90))
+    kernels = [e for e in prof.events() if e.device_type.name == "CUDA"]
+    return {"kernels": len(kernels), "kernel_time_ms": sum(e.device_time for e in kernels) / 1e3}
+
+
+def profile_inference(model, batch, device, out_dir: Path, res) -> None:
+    """torch.profiler table of one eager get_action (bf16 autocast): kernel count and top ops."""
     head = model.action_head
     noise = torch.randn(1, head.config.action_horizon, head.config.action_dim, device=device)
-    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    amp = torch.autocast(device.type, dtype=torch.bfloat16)
-    with torch.inference_mode(), amp:
-        for _ in range(3):
-            model.get_action(batch, init_noise=noise)
-        _sync(device)
-        with profile(activities=acts) as prof:
-            model.get_action(batch, init_noise=noise)
-            _sync(device)
-    sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
-    table = prof.key_averages().table(sort_by=sort, row_limit=30)
-    (out_dir / "profile_get_action.txt").write_text(table)
-    kernels = [e for e in prof.events() if e.device_type.name == "CUDA"]
-    res.data["inference"]["eager_profile"] = {
-        "kernels": len(kernels),
-        "kernel_time_ms": sum(e.device_time for e in kernels) / 1e3,
-    }
+
+    def call():
+        with torch.inference_mode(), _amp(device, True):
+            return model.get_action(batch, init_noise=noise)
+
+    for _ in range(3):
+        call()
+    res.data["inference"]["eager_profile"] = _profile(call, device, out_dir / "profile_get_action.txt")
     res.save()
 
 
@@ -265,8 +286,12 @@ def _compile_blocks(model) -> int:
     return n
 
 
-def bench_training(model, cfg: DictConfig, batch, device, iters: int, compiled: bool, res, key: str) -> None:
-    from gr00t_exp.model.tuning import apply_tuning, parameter_summary
+def bench_training(
+    model, cfg: DictConfig, batch, device, iters: int, mode: str, res, profile_dir: Path | None = None
+) -> None:
+    """One training step per call, `mode`: eager | full (torch.compile of the whole forward) | blocks
+    (regional: each transformer block compiled). `profile_dir`: also write a profiler table of one step."""
+    from gr00t_exp.model.tuning import apply_tuning, parameter_summary, set_frozen_modules_to_eval
 
     apply_tuning(model, cfg.model)
     # Frozen parts in bf16 (no master weights needed), trained parts in fp32.
@@ -282,13 +307,17 @@ def bench_training(model, cfg: DictConfig, batch, device, iters: int, compiled: 
         fused=device.type == "cuda",
     )
     model.train()
-    n_compiled = _compile_blocks(model) if compiled else 0
+    set_frozen_modules_to_eval(model)
+    n_compiled = _compile_blocks(model) if mode == "blocks" else 0
+    # "full": compile forward itself (hooks are not traced; frozen parts were put in eval above).
+    fwd = torch.compile(model.forward) if mode == "full" else model
     amp = torch.autocast(device.type, dtype=torch.bfloat16)
+    key = mode
 
     def step():
         opt.zero_grad(set_to_none=True)
         with amp:
-            loss = model(batch)["loss"]
+            loss = fwd(batch)["loss"]
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
         opt.step()
@@ -316,6 +345,8 @@ def bench_training(model, cfg: DictConfig, batch, device, iters: int, compiled: 
         if device.type == "cuda":
             out["peak_allocated_gib"] = torch.cuda.max_memory_allocated(device) / GiB
             out["held_between_steps_gib"] = torch.cuda.memory_allocated(device) / GiB
+        if profile_dir is not None:
+            out["profile"] = _profile(step, device, profile_dir / f"profile_train_{key}.txt")
         res.data["training"][key] = out
         log.info("training %s: %s", key, {k: v for k, v in out.items() if k != "summary"})
     except Exception as e:
@@ -347,9 +378,9 @@ def format_table(data: dict[str, Any]) -> str:
                 if part == "get_action" and "peak_allocated_gib" in r:
                     other.append(f"peak {r['peak_allocated_gib']:.2f} GiB")
                 if part == "get_action" and "compile_s" in r:
-                    other.append(
-                        f"compile {r['compile_s']:.0f} s, rel diff {r['vs_eager']['rel_l2_diff']:.1e}"
-                    )
+                    other.append(f"compile {r['compile_s']:.0f} s")
+                if part == "get_action" and v != "eager" and "vs_eager" in r:
+                    other.append(f"rel diff vs eager {r['vs_eager']['rel_l2_diff']:.1e}")
                 lines.append(f"| {part} | {v} | {t['p50_ms']:.1f} | {t['p90_ms']:.1f} | {', '.join(other)} |")
     for k, r in data.get("training", {}).items():
         t = r["step"]
@@ -358,6 +389,11 @@ def format_table(data: dict[str, Any]) -> str:
             f"| train step (bs {r['batch_size']}) | {k} | {t['p50_ms']:.1f} | {t['p90_ms']:.1f} | "
             f"{r['samples_per_s']:.1f} samples/s{mem} |"
         )
+        if "profile" in r:
+            pr = r["profile"]
+            lines.append(
+                f"| train step kernels | {k} | | | {pr['kernels']} kernels, {pr['kernel_time_ms']:.1f} ms GPU |"
+            )
     for k, e in data.get("errors", {}).items():
         lines.append(f"| error | {k} | | | {e[:120]} |")
     return "\n".join(lines)
@@ -375,9 +411,9 @@ def run(cfg: DictConfig) -> int:
     torch.manual_seed(int(cfg.seed))
     out_dir = Path(cfg.paths.output_dir)
     res = Results(out_dir / "bench_model.json", _meta(cfg, device))
-    variants = list(params.get("variants", ["eager", "cudagraphs", "inductor"]))
+    variants = list(params.get("variants", ["eager", "cudagraphs_noamp", "inductor"]))
     if device.type != "cuda":
-        variants = [v for v in variants if v != "cudagraphs"]
+        variants = [v for v in variants if not v.startswith("cudagraphs")]
     prompt = str(params.get("prompt", DEFAULT_PROMPT))
 
     processor = Gr00tProcessor.from_pretrained()
@@ -399,7 +435,7 @@ def run(cfg: DictConfig) -> int:
 
     # Cheap phases first, Inductor last: a run cut off by its time limit keeps the most.
     model = build_bf16()
-    first = [v for v in variants if v != "inductor"]
+    first = [v for v in variants if not v.startswith("inductor")]
     bench_inference(model, b1, device, warmup, iters, first, compile_mode, res)
     if params.get("profile", device.type == "cuda"):
         try:
@@ -412,17 +448,20 @@ def run(cfg: DictConfig) -> int:
     if params.get("train", True):
         bt = make_batch(processor, int(cfg.bench.batch_size), prompt, device)
         train_iters = int(params.get("train_iters", 10))
-        bench_training(model, cfg, bt, device, train_iters, False, res, "eager")
-        if params.get("train_compiled", device.type == "cuda"):
-            bench_training(model, cfg, bt, device, train_iters, True, res, "compiled_blocks")
+        modes = list(params.get("train_modes", ["eager", "full"] if device.type == "cuda" else ["eager"]))
+        for mode in modes:
+            torch._dynamo.reset()
+            prof = out_dir if (mode == "eager" and params.get("profile", device.type == "cuda")) else None
+            bench_training(model, cfg, bt, device, train_iters, mode, res, prof)
         del bt
-    if "inductor" in variants:
+    last = [v for v in variants if v.startswith("inductor")]
+    if last:
         del model
         torch._dynamo.reset()
         if device.type == "cuda":
             torch.cuda.empty_cache()
         model = build_bf16()  # fresh: training changed dtypes and compiled blocks in place
-        bench_inference(model, b1, device, warmup, iters, ["inductor"], compile_mode, res)
+        bench_inference(model, b1, device, warmup, iters, last, compile_mode, res)
     res.save()
     table = format_table(res.data)
     print(table, flush=True)
