@@ -8,7 +8,8 @@ import itertools
 import pytest
 import torch
 
-from gr00t_exp.model.config import Gr00tN15Config, ModelConfig
+from gr00t_exp.model.build import build_model
+from gr00t_exp.model.config import ModelConfig
 from gr00t_exp.model.gr00t_n15 import Gr00tN15
 from gr00t_exp.model.tuning import apply_tuning, format_summary, has_lora, merge_lora, parameter_summary
 
@@ -29,7 +30,7 @@ POOLING_HEAD = "backbone.eagle_model.vision_model.vision_model.head."
 
 def tiny_model(seed: int = 0) -> Gr00tN15:
     torch.manual_seed(seed)
-    return Gr00tN15(Gr00tN15Config.from_preset("gr00t_n15_tiny"))
+    return build_model(ModelConfig(name="gr00t_n15_tiny", arch_preset="gr00t_n15_tiny", random_init=True))
 
 
 @pytest.fixture(scope="module")
