@@ -143,14 +143,12 @@ class Gr00tLitModule(pl.LightningModule):
         self._add("val/open_loop_mae", (abs_err * m).sum(), m.sum())
 
     def on_validation_epoch_end(self) -> None:
+        multi = self.trainer.world_size > 1
         for name, s in self._val_sums.items():
-            s = self.trainer.strategy.reduce(s, reduce_op="sum") if self.trainer.world_size > 1 else s
-            self.log(
-                name,
-                (s[0] / s[1].clamp_min(1)).float(),
-                prog_bar=name == "val/open_loop_mse",
-                sync_dist=False,
-            )
+            s = self.trainer.strategy.reduce(s, reduce_op="sum") if multi else s
+            # Already summed over ranks (identical everywhere); sync_dist only silences Lightning.
+            value = (s[0] / s[1].clamp_min(1)).float()
+            self.log(name, value, prog_bar=name == "val/open_loop_mse", sync_dist=multi)
         # Validation must not change the training RNG stream (it is re-seeded per step anyway).
         set_rng_states(self._rng_before_val)
 

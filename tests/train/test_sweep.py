@@ -55,3 +55,19 @@ def test_wandb_offline_logger(cache_dir, tmp_path):
     assert list((out / "wandb").glob("offline-run-*")), list(out.iterdir())
     assert list((out / "csv").glob("version_*/metrics.csv"))
     assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_ddp_two_cpu_processes(cache_dir, tmp_path):
+    """trainer=ddp's path (Lightning DDP, our rank-sharded sampler) with 2 CPU processes (gloo)."""
+    out = tmp_path / "ddp"
+    args = [
+        *fast_overrides(cache_dir, steps=2),
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        f"hydra.run.dir={out}",
+    ]
+    proc = _run_py(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "checkpoints" / "step=0000002.ckpt").is_file()
+    assert (out / "export" / "last" / "config.json").is_file()

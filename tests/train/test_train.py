@@ -79,3 +79,13 @@ def test_bad_input_fails_before_training_with_the_key(make_cfg, capsys, extra, n
     assert code == 2
     err = capsys.readouterr().err
     assert needle in err, err
+
+
+def test_gradient_accumulation_counts_optimiser_steps(make_cfg, tmp_path):
+    out = tmp_path / "acc"
+    run(make_cfg(2, ["trainer.accumulate_grad_batches=2"], out=out))
+    ckpt = torch.load(out / "checkpoints" / "step=0000002.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 2
+    # The checkpoint is written at the end of the 4th batch, before it counts as "completed".
+    batches = ckpt["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["ready"]
+    assert batches == 4  # two batches per optimiser step
