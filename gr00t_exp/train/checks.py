@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 # N1.5's EMBODIMENT_TAG_MAPPING (gr00t_reference.md §1.8): tag -> projector index.
 N15_EMBODIMENT_IDS = {
@@ -50,6 +50,11 @@ def dataset_roots(cfg: DictConfig) -> list[Path]:
     """The dataset directories of the run (the synthetic one is written by the data module)."""
     if cfg.data.kind == "synthetic":
         return [Path(cfg.data.synthetic.out_dir)]
+    if OmegaConf.is_missing(cfg.data, "sources"):
+        raise PreflightError(
+            "data.sources is not set: give at least one dataset, e.g. "
+            "python run.py experiment=g1_inspire 'data.sources=[{path:/data/my_ds}]'"
+        )
     if not cfg.data.sources:
         raise PreflightError(
             "data.sources is empty: give at least one dataset, e.g. "

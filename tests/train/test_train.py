@@ -67,6 +67,7 @@ def test_run_exports_hub_layout_with_metadata(make_cfg, tmp_path):
     ("extra", "needle"),
     [
         (["data=lerobot", "data.sources=[{path:/no/such/dataset}]"], "data.sources[0].path"),
+        (["data=lerobot"], "give at least one dataset"),
         (["embodiment.state_keys=[state.left_arm,state.tail]"], "state.tail"),
         (["model.max_action_dim=8"], "max_action_dim"),
         (["model.action_horizon=8"], "action_horizon"),
