@@ -20,7 +20,9 @@ class CategorySpecificLinear(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.normal_(self.W, std=0.02)
+        # Fan-in scaled (upstream uses a flat 0.02, which suits the 3B's 1024+ wide layers but
+        # starves narrow random-init models of signal). Pretrained checkpoints overwrite this.
+        nn.init.normal_(self.W, std=self.W.shape[1] ** -0.5)
         nn.init.zeros_(self.b)
 
     def forward(self, x: Tensor, cat_ids: Tensor) -> Tensor:
