@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig) -> int:
     from gr00t_exp.train import checks
+    from gr00t_exp.train.build import compile_options
     from gr00t_exp.train.callbacks import ThroughputMonitor
     from gr00t_exp.train.data import ResumableDataModule
     from gr00t_exp.train.factory import build_trainer
@@ -44,7 +45,9 @@ def run(cfg: DictConfig) -> int:
     except (checks.PreflightError, ResumeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    lit = Gr00tLitModule(model, cfg.trainer.optim, total_steps=steps, seed=cfg.seed)
+    lit = Gr00tLitModule(
+        model, cfg.trainer.optim, total_steps=steps, seed=cfg.seed, compile=compile_options(cfg)
+    )
     # Window of 1 step: every step is recorded, the warm-up ones are dropped below.
     monitor = ThroughputMonitor(log_every=1, warn_fraction=1.1)
     trainer = build_trainer(

@@ -33,6 +33,9 @@ class Mode(str, Enum):
     convert = "convert"
     derive_embodiment = "derive_embodiment"
 
+    def __str__(self) -> str:  # `${mode}` in paths renders "train", not "Mode.train"
+        return self.value
+
 
 @dataclass
 class PathsConfig:

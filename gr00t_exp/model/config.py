@@ -56,7 +56,13 @@ class ModelConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
     gradient_checkpointing: bool = False
     dtype: str = "float32"  # weights dtype: float32 | bfloat16
+    # Frozen weights in training: auto = bfloat16 under bf16 autocast (they need no fp32 master
+    # copy, and autocast would cast them to bf16 at every use), else as `dtype`. float32 | bfloat16.
+    frozen_dtype: str = "auto"
+    # torch.compile of the training forward (mode=train / bench=train): ~1.7x on an H100 for the 3B.
     compile: bool = False
+    compile_mode: Optional[str] = None  # torch.compile mode: null (default) | reduce-overhead | max-autotune
+    compile_backend: str = "inductor"  # inductor | aot_eager | eager (the last two: no code generation)
     num_inference_timesteps: int = 4
     attn_implementation: str = "sdpa"  # sdpa | eager (LLM + SigLIP; the action head always uses SDPA)
     # Padded LLM query rows produce zeros (flash-attention behaviour the checkpoints were trained with).

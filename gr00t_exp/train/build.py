@@ -23,7 +23,37 @@ def build_model_for_training(cfg: DictConfig) -> Any:
 
     model = build_model(cfg.model, device=_build_device(cfg))
     apply_tuning(model, cfg.model)
+    dtype = frozen_dtype(cfg)
+    if dtype is not None:
+        cast_frozen(model, dtype)
     return model
+
+
+def frozen_dtype(cfg: DictConfig) -> Any:
+    """The dtype frozen weights train in (`model.frozen_dtype`), None = leave them as built."""
+    import torch
+
+    choice = str(cfg.model.frozen_dtype)
+    if choice == "auto":
+        return torch.bfloat16 if str(cfg.trainer.precision).startswith("bf16") else None
+    if choice not in ("float32", "bfloat16"):
+        raise ValueError(f"model.frozen_dtype={choice!r}: use auto, float32 or bfloat16")
+    return getattr(torch, choice)
+
+
+def cast_frozen(model: Any, dtype: Any) -> int:
+    """Cast every frozen floating-point parameter to `dtype` in place; returns how many were cast.
+
+    Under bf16 autocast a frozen fp32 weight is recast to bf16 at each use and needs no master
+    copy; storing it in bf16 halves its memory and removes those casts (upstream keeps the frozen
+    backbone in bf16 too). Trainable parameters keep their dtype (fp32 master weights).
+    """
+    n = 0
+    for p in model.parameters():
+        if not p.requires_grad and p.is_floating_point() and p.dtype != dtype:
+            p.data = p.data.to(dtype)
+            n += 1
+    return n
 
 
 def _build_device(cfg: DictConfig) -> str | None:
@@ -42,6 +72,17 @@ def _build_device(cfg: DictConfig) -> str | None:
     ):
         return None
     return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+
+
+def compile_options(cfg: DictConfig) -> dict[str, Any] | None:
+    """torch.compile keyword arguments of the training forward (`model.compile`), None = eager."""
+    m = cfg.model
+    if not m.compile:
+        return None
+    opts: dict[str, Any] = {"backend": str(m.compile_backend)}
+    if m.compile_mode:
+        opts["mode"] = str(m.compile_mode)
+    return opts
 
 
 def ckpt_trainable_only(cfg: DictConfig) -> bool:

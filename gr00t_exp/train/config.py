@@ -22,6 +22,8 @@ class OptimConfig:
     scheduler: str = "cosine"  # cosine | constant | linear
     # Biases and norm weights get no weight decay (as HF Trainer, which upstream uses).
     no_decay_for_bias_and_norm: bool = True
+    # Fused (single-kernel) AdamW: null = on CUDA unless fp16 (16-mixed); true | false to force.
+    fused: Optional[bool] = None
 
 
 @dataclass

@@ -9,6 +9,7 @@ The data order is the ResumableSampler's, a function of (seed, position) as well
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -16,8 +17,9 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from gr00t_exp.model.tuning import set_frozen_modules_to_eval
 from gr00t_exp.train.config import OptimConfig
-from gr00t_exp.train.optim import build_optimizer, build_scheduler
+from gr00t_exp.train.optim import build_optimizer, build_scheduler, use_fused
 
 
 def step_seed(seed: int, step: int, rank: int = 0, stream: int = 0) -> int:
@@ -90,9 +92,14 @@ class Gr00tLitModule(pl.LightningModule):
         total_steps: int,
         seed: int = 42,
         trainable_only_ckpt: bool = False,
+        compile: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
+        # torch.compile options of the training forward (None = eager); compiled lazily on the
+        # first step so the graph is built on the training device.
+        self.compile_options = dict(compile) if compile is not None else None
+        self._train_forward: Any = None
         self.optim_cfg = optim
         self.total_steps = int(total_steps)
         self.seed = int(seed)
@@ -107,9 +114,21 @@ class Gr00tLitModule(pl.LightningModule):
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         seed_all(step_seed(self.seed, self.global_step, self.global_rank))
+        if self.compile_options is not None:
+            # The compiled `forward` bypasses the model's pre-hook that keeps frozen parts in eval
+            # mode (no dropout in a frozen backbone), so do it here (a few flag writes).
+            set_frozen_modules_to_eval(self.model)
+
+    def training_forward(self) -> Any:
+        """`model.forward`, compiled when `compile_options` is set (built once, on first use)."""
+        if self.compile_options is None:
+            return self.model
+        if self._train_forward is None:
+            self._train_forward = torch.compile(self.model.forward, **self.compile_options)
+        return self._train_forward
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        out = self.model(batch)
+        out = self.training_forward()(batch)
         loss = out["loss"]
         bs = int(batch["action"].shape[0])
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=bs)
@@ -154,12 +173,34 @@ class Gr00tLitModule(pl.LightningModule):
 
     # -- optimiser -------------------------------------------------------------------------
     def configure_optimizers(self) -> dict:
-        optimizer = build_optimizer(self.model, self.optim_cfg)
+        trainer = self._trainer
+        precision = str(trainer.precision) if trainer is not None else "32-true"
+        fused = use_fused(self.model, self.optim_cfg, precision)
+        # FSDP clips sharded gradients itself (its plugin): keep the foreach optimiser there.
+        if fused and trainer is not None and "FSDP" in type(trainer.strategy).__name__:
+            fused = False
+        optimizer = build_optimizer(self.model, self.optim_cfg, fused=fused)
         scheduler = build_scheduler(optimizer, self.optim_cfg, self.total_steps)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
         }
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: Any = None,
+        gradient_clip_algorithm: Any = None,
+    ) -> None:
+        # Lightning's AMP plugin refuses to clip for fused optimisers (they may unscale inside the
+        # step). Without a gradient scaler (bf16 / fp32, the only cases `use_fused` allows) the
+        # gradients are already true gradients: clip them directly.
+        fused = any(g.get("fused") for g in optimizer.param_groups)
+        if fused and gradient_clip_val and (gradient_clip_algorithm in (None, "norm")):
+            params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, float(gradient_clip_val), foreach=True)
+            return
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     # -- checkpoints -----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -36,16 +36,33 @@ def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
     return groups
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+def use_fused(model: nn.Module, cfg: OptimConfig, precision: str) -> bool:
+    """`trainer.optim.fused`: null = fused AdamW when every trainable parameter is on a CUDA device
+    and no gradient scaler is in play (fp16's scaler must unscale before a fused step can clip)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    on_cuda = bool(params) and all(p.is_cuda for p in params)
+    if cfg.fused is None:
+        return on_cuda and not str(precision).startswith("16")
+    if cfg.fused and str(precision).startswith("16"):
+        raise ValueError(
+            f"trainer.optim.fused=true with trainer.precision={precision}: the fp16 gradient scaler "
+            "cannot unscale for a fused optimiser; use bf16-mixed or trainer.optim.fused=false"
+        )
+    if cfg.fused and not on_cuda:
+        raise ValueError("trainer.optim.fused=true needs the parameters on a CUDA device; set it to null")
+    return bool(cfg.fused)
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig, fused: bool = False) -> torch.optim.Optimizer:
+    """AdamW over `param_groups`; `fused` = one CUDA kernel for the whole update (else foreach)."""
     if len(cfg.betas) != 2:
         raise ValueError(f"trainer.optim.betas must have 2 values, got {list(cfg.betas)}")
-    # Not `fused`: Lightning's mixed-precision plugin refuses gradient clipping with fused optimisers
-    # (it unscales internally); the default multi-tensor (foreach) kernels are used instead.
     return torch.optim.AdamW(
         param_groups(model, cfg),
         lr=cfg.lr,
         betas=(float(cfg.betas[0]), float(cfg.betas[1])),
         eps=cfg.eps,
+        fused=True if fused else None,
     )
 
 

@@ -16,7 +16,12 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 
 from gr00t_exp.train import checks
-from gr00t_exp.train.build import build_datamodule, build_model_for_training, ckpt_trainable_only
+from gr00t_exp.train.build import (
+    build_datamodule,
+    build_model_for_training,
+    ckpt_trainable_only,
+    compile_options,
+)
 from gr00t_exp.train.data import ResumableDataModule
 from gr00t_exp.train.export import export_run
 from gr00t_exp.train.factory import build_callbacks, build_loggers, build_trainer
@@ -60,6 +65,7 @@ def run(cfg: DictConfig) -> int | float:
         total_steps=cfg.trainer.schedule_steps or cfg.trainer.max_steps,
         seed=cfg.seed,
         trainable_only_ckpt=ckpt_trainable_only(cfg),
+        compile=compile_options(cfg),
     )
     callbacks, periodic, best = build_callbacks(cfg, out_dir / "checkpoints")
     trainer = build_trainer(cfg, callbacks, build_loggers(cfg))
