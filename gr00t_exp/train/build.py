@@ -35,6 +35,10 @@ def frozen_dtype(cfg: DictConfig) -> Any:
 
     choice = str(cfg.model.frozen_dtype)
     if choice == "auto":
+        # FSDP flattens a unit's parameters into one buffer of one dtype (and casts for compute
+        # itself): leave the weights as built there.
+        if _is_fsdp(cfg):
+            return None
         return torch.bfloat16 if str(cfg.trainer.precision).startswith("bf16") else None
     if choice not in ("float32", "bfloat16"):
         raise ValueError(f"model.frozen_dtype={choice!r}: use auto, float32 or bfloat16")
@@ -56,6 +60,12 @@ def cast_frozen(model: Any, dtype: Any) -> int:
     return n
 
 
+def _is_fsdp(cfg: DictConfig) -> bool:
+    strategy = cfg.trainer.strategy
+    name = strategy if isinstance(strategy, str) else str(strategy.get("_target_", ""))
+    return "fsdp" in name.lower()
+
+
 def _build_device(cfg: DictConfig) -> str | None:
     """This process's GPU when training on GPUs (a random init there is much faster than on CPU).
 
@@ -63,12 +73,10 @@ def _build_device(cfg: DictConfig) -> str | None:
     """
     import torch
 
-    strategy = cfg.trainer.strategy
-    name = strategy if isinstance(strategy, str) else str(strategy.get("_target_", ""))
     if (
         cfg.trainer.accelerator not in ("gpu", "cuda", "auto")
         or not torch.cuda.is_available()
-        or "fsdp" in name.lower()
+        or _is_fsdp(cfg)
     ):
         return None
     return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"

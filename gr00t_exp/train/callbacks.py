@@ -1,9 +1,11 @@
 """Training callbacks: throughput with the data-wait / compute split, GPU memory, per-step seeding.
 
-Step time is split at the Lightning hooks: the time from the end of one batch to the start of the
-next is spent fetching data (the loop is waiting on the DataLoader); from batch start to batch end
-is forward + backward + optimiser. On CUDA the end is synchronised so the split is not skewed by
-asynchronous kernels. A run whose data share exceeds `warn_fraction` says it is data-bound.
+Step time is split at the Lightning hooks: from batch start to batch end is forward + backward +
+optimiser (compute); the gap from the end of one batch to the start of the next is the data wait
+(time blocked in the DataLoader's `next()`, measured by the data module's FetchTimer) plus the
+loop's own overhead (host-to-device copy, hooks, logging). Without a FetchTimer the whole gap
+counts as data wait. On CUDA the end is synchronised so the split is not skewed by asynchronous
+kernels. A run whose data share exceeds `warn_fraction` says it is data-bound.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class ThroughputMonitor(pl.Callback):
         self._last_end: float | None = None
         self._start = 0.0
         self._wait = 0.0
+        self._overhead = 0.0
+        self._fetch_mark: float | None = None
         self._compute = 0.0
         self._samples = 0
         self._batches = 0
@@ -53,11 +57,24 @@ class ThroughputMonitor(pl.Callback):
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._last_end = None  # the first fetch includes DataLoader start-up: not counted
+        self._fetch_mark = None
+
+    @staticmethod
+    def _fetch_seconds(trainer: pl.Trainer) -> float | None:
+        timer = getattr(getattr(trainer, "datamodule", None), "fetch_timer", None)
+        return None if timer is None else float(timer.seconds)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         now = time.perf_counter()
+        fetched = self._fetch_seconds(trainer)
         if self._last_end is not None:
-            self._wait += now - self._last_end
+            gap = now - self._last_end
+            if fetched is not None and self._fetch_mark is not None:
+                wait = min(gap, max(0.0, fetched - self._fetch_mark))
+            else:
+                wait = gap
+            self._wait += wait
+            self._overhead += gap - wait
         self._start = now
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -68,6 +85,7 @@ class ThroughputMonitor(pl.Callback):
             self._samples += _batch_size(batch) * trainer.world_size
             self._batches += 1
         self._last_end = now
+        self._fetch_mark = self._fetch_seconds(trainer)
         if self._batches >= self.log_every:
             self._flush(trainer, pl_module)
 
@@ -75,9 +93,10 @@ class ThroughputMonitor(pl.Callback):
         self._last_end = None  # validation time is not data wait
 
     def _flush(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        total = self._wait + self._compute
+        total = self._wait + self._overhead + self._compute
         stats = {
             "perf/data_wait_s": self._wait / self._batches,
+            "perf/loop_overhead_s": self._overhead / self._batches,
             "perf/compute_s": self._compute / self._batches,
             "perf/data_wait_frac": self._wait / total if total > 0 else 0.0,
             "perf/samples_per_s": self._samples / total if total > 0 else 0.0,
@@ -98,7 +117,7 @@ class ThroughputMonitor(pl.Callback):
                 stats["perf/compute_s"],
             )
             self._warned = True
-        self._wait = self._compute = 0.0
+        self._wait = self._overhead = self._compute = 0.0
         self._samples = self._batches = 0
 
 

@@ -12,6 +12,7 @@ optimiser step g (start = g * accumulate * batch size) reads exactly what the un
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -74,12 +75,48 @@ class PositionalDataset(Dataset):
         return self.__getitems__([position])[0]
 
 
+class FetchTimer:
+    """Seconds the training loop spent blocked in the DataLoader's `next()` (true data wait)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+
+class _TimedIterator:
+    def __init__(self, it: Iterator, timer: FetchTimer) -> None:
+        self._it = it
+        self._timer = timer
+
+    def __iter__(self) -> _TimedIterator:
+        return self
+
+    def __next__(self) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return next(self._it)
+        finally:
+            self._timer.seconds += time.perf_counter() - t0
+
+
+class TimedDataLoader(DataLoader):
+    """A DataLoader whose iterators add the time spent in `next()` to `timer` (the ThroughputMonitor
+    reports it as data wait, apart from the loop's own overhead between steps)."""
+
+    def __init__(self, *args: Any, timer: FetchTimer, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timer = timer
+
+    def __iter__(self) -> _TimedIterator:
+        return _TimedIterator(super().__iter__(), self.timer)
+
+
 class ResumableDataModule(pl.LightningDataModule):
     def __init__(self, inner: pl.LightningDataModule, seed: int, accumulate_grad_batches: int = 1) -> None:
         super().__init__()
         self.inner = inner
         self.seed = int(seed)
         self.accumulate = int(accumulate_grad_batches)
+        self.fetch_timer = FetchTimer()
 
     def prepare_data(self) -> None:
         self.inner.prepare_data()
@@ -109,7 +146,7 @@ class ResumableDataModule(pl.LightningDataModule):
         if base.num_workers > 0:
             kw["persistent_workers"] = base.persistent_workers
             kw["prefetch_factor"] = base.prefetch_factor
-        return DataLoader(PositionalDataset(dataset, order, self.seed), **kw)
+        return TimedDataLoader(PositionalDataset(dataset, order, self.seed), timer=self.fetch_timer, **kw)
 
     def val_dataloader(self) -> Any:
         return self.inner.val_dataloader()

@@ -192,11 +192,17 @@ class Gr00tLitModule(pl.LightningModule):
         gradient_clip_val: Any = None,
         gradient_clip_algorithm: Any = None,
     ) -> None:
+        by_norm = bool(gradient_clip_val) and gradient_clip_algorithm in (None, "norm")
+        # FSDP: Lightning's FSDP precision plugin cannot clip by norm; the root FSDP module can
+        # (it reduces the norm over the shards of every rank).
+        root = self._trainer.strategy.model if self._trainer is not None else None
+        if by_norm and hasattr(root, "clip_grad_norm_") and "FullyShardedDataParallel" in type(root).__name__:
+            root.clip_grad_norm_(float(gradient_clip_val))
+            return
         # Lightning's AMP plugin refuses to clip for fused optimisers (they may unscale inside the
         # step). Without a gradient scaler (bf16 / fp32, the only cases `use_fused` allows) the
         # gradients are already true gradients: clip them directly.
-        fused = any(g.get("fused") for g in optimizer.param_groups)
-        if fused and gradient_clip_val and (gradient_clip_algorithm in (None, "norm")):
+        if by_norm and any(g.get("fused") for g in optimizer.param_groups):
             params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
             torch.nn.utils.clip_grad_norm_(params, float(gradient_clip_val), foreach=True)
             return

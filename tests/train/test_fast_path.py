@@ -94,3 +94,19 @@ def test_fused_clipping_clips_directly():
     lit.configure_gradient_clipping(opt, 1.0, "norm")
     norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in lin.parameters()]))
     assert norm == pytest.approx(1.0, rel=1e-5)
+
+
+def test_fsdp_config_wraps_transformer_blocks_and_keeps_fp32(make_cfg):
+    from hydra.utils import instantiate
+    from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+
+    cfg = make_cfg(2, ["trainer=fsdp", "trainer.accelerator=cpu"])
+    assert frozen_dtype(cfg) is None  # one dtype per FSDP flat parameter
+    strategy = instantiate(cfg.trainer.strategy)
+    policy = strategy.kwargs["auto_wrap_policy"]
+    assert isinstance(policy, ModuleWrapPolicy)
+    names = {c.__name__ for c in policy._module_classes}
+    assert names == {"SiglipEncoderLayer", "Qwen3DecoderLayer", "TransformerBlock"}
+    model = build_model_for_training(cfg)
+    wrapped = [m for m in model.modules() if type(m) in policy._module_classes]
+    assert len(wrapped) >= 3  # every block type exists in the model
