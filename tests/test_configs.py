@@ -17,6 +17,8 @@ FAST = [
     "data=synthetic",
     "model=gr00t_n15_tiny",
     "trainer=cpu",
+    # Experiments that compile keep doing so, through a backend that generates no code (CI time).
+    "model.compile_backend=aot_eager",
     "logger=csv",
     "data.synthetic.episodes=3",
     "data.synthetic.min_length=17",
@@ -70,5 +72,6 @@ def test_g1_inspire_matches_upstream_recipe():
     assert cfg.model.tune_diffusion_model is False and cfg.model.tune_projector is True
     assert cfg.trainer.accelerator == "gpu" and cfg.trainer.precision == "bf16-mixed"
     assert cfg.data.batch_size == 32 and cfg.trainer.optim.lr == 1e-4
+    assert cfg.model.compile is True
     lora = compose_config(["experiment=g1_inspire_lora"])
     assert lora.model.lora.rank == 64 and lora.model.lora.alpha == 128

@@ -105,4 +105,12 @@ def format_table(summary: dict) -> str:
         f"chunk-boundary jump: pred {cb['pred_jump']:.5f} | ground truth {cb['gt_jump']:.5f} | "
         f"pred within chunk {cb['pred_within_chunk_jump']:.5f}"
     )
+    ratio = summary.get("mse_vs_baseline")
+    if ratio is not None and ratio == ratio:
+        verdict = "below" if ratio < 1 else "NOT below"
+        lines.append(f"model MSE = {ratio:.3f} x the predict-the-mean baseline ({verdict} it)")
+    if "normalized_mse" in summary:
+        lines.append(
+            f"normalised units (as val/open_loop_mse): MSE {summary['normalized_mse']:.5f} over whole chunks"
+        )
     return "\n".join(lines)

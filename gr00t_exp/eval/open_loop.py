@@ -105,6 +105,7 @@ def evaluate(
     baseline = np.concatenate([np.asarray(norm.stats["action"][k]["mean"], np.float64) for k in keys])
 
     per_ep: dict[int, dict] = {}
+    norm_sse, norm_n = 0.0, 0.0  # whole chunks in normalised units: what val/open_loop_mse measures
     plots_dir = out / "plots"
     for ep in episodes:
         cols = {mod.column("action", k) for k in keys}
@@ -132,6 +133,11 @@ def evaluate(
         init = torch.randn(len(starts), horizon, a_dim, generator=gen).to(device)
         with torch.no_grad():
             pred = model.get_action(batch, init_noise=init)["action_pred"].float().cpu().numpy()
+        if "action" in batch:
+            target = batch["action"].float().cpu().numpy()
+            mask = batch["action_mask"].cpu().numpy() if "action_mask" in batch else np.ones_like(target)
+            norm_sse += float((((pred[..., : target.shape[-1]] - target) ** 2) * mask).sum())
+            norm_n += float(mask.sum())
         raw = norm.unnormalize_action(pred[..., :width])
         chunks = np.concatenate([np.asarray(raw[f"action.{k}"], np.float64) for k in keys], axis=-1)
         pred_seq = np.concatenate(
@@ -152,6 +158,8 @@ def evaluate(
     model.to(model_device)
     model.train(was_training)
     summary = aggregate(per_ep)
+    if norm_n > 0:
+        summary["normalized_mse"] = norm_sse / norm_n
     result = {
         "summary": summary,
         "episodes": {str(k): v for k, v in per_ep.items()},
