@@ -6,9 +6,11 @@ The task is learnable from state + image + language:
 - a fixed projection P (D x 2, independent of `seed`) maps the blob position to a target pose
   target = P @ [bx, by] in state space;
 - the task text selects the behaviour: "reach the ball" moves the state toward the target,
-  "move away from the ball" moves away from it, "wave" oscillates each dim:
+  "move away from the ball" toward its mirror image -target, "wave" settles each dim into the
+  nearest zero of sin(3 s + 1):
       action_t = state_t + delta(task, state_t, target),   state_{t+1} = action_t + small noise
-  so the action is a deterministic function of (state, image, task text).
+  so the action is a deterministic function of (state, image, task text), and every behaviour
+  stays bounded (a min-max normalisation is not stretched by run-away episodes).
 
 Idempotent: a manifest (`.synthetic_manifest.json`) records the parameters; a call with the same
 parameters returns the existing dataset without writing. The dataset is written to a temp dir and
@@ -34,7 +36,8 @@ import pyarrow.parquet as pq
 log = logging.getLogger(__name__)
 
 MANIFEST = ".synthetic_manifest.json"
-WRITER_VERSION = 1
+WRITER_VERSION = 2
+RATE = 0.08  # share of the remaining distance covered per step (reach / move away)
 TASKS = ["reach the ball", "move away from the ball", "wave"]
 VALID_TASK = "valid"
 # Default slice widths when an embodiment has no `modality` layout.
@@ -252,9 +255,9 @@ def _write(root: Path, p: dict) -> None:
                 s = state[col]
                 states[col][t] = s
                 if task == TASKS[0]:
-                    delta = 0.15 * (target[col] - s)
+                    delta = RATE * (target[col] - s)
                 elif task == TASKS[1]:
-                    delta = -0.1 * (target[col] - s) / (1.0 + np.abs(target[col] - s))
+                    delta = RATE * (-target[col] - s)
                 else:
                     delta = 0.1 * np.sin(3.0 * s + 1.0)
                 state[col] = s + delta + rng.normal(0, 0.002, size=s.shape)

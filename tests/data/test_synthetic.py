@@ -120,3 +120,19 @@ def test_actions_are_a_function_of_state_image_and_task(tmp_path: Path, gr1_embo
             acc.append(1 - resid.var() / D[half:, d].var())
     assert np.mean(r2_img) > 0.95, np.mean(r2_img)
     assert np.mean(r2_no) < np.mean(r2_img) - 0.2  # the image carries the target
+
+
+def test_every_behaviour_stays_bounded(tmp_path: Path, gr1_embodiment):
+    """No run-away episodes: min-max statistics are not stretched far beyond the reachable targets
+    (|P b| <= 1.6 for P in [-1, 1], b in [-0.8, 0.8]), and the episodes do move."""
+    out = write_synthetic_dataset(
+        tmp_path / "d", gr1_embodiment, episodes=6, min_length=80, max_length=80, seed=5
+    )
+    meta = load_meta(out)
+    for ep in meta.episodes:
+        a = meta.read_episode(ep.index)["action"].astype(np.float64)
+        assert np.abs(a).max() < 1.7, (
+            meta.tasks[int(meta.read_episode(ep.index)["task_index"][0])],
+            np.abs(a).max(),
+        )
+        assert np.abs(a[-1] - a[0]).max() > 0.05
