@@ -11,6 +11,7 @@ jump at chunk boundaries. Writes metrics.json and one PNG per episode.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -43,6 +44,17 @@ def _checkpoint_stats(checkpoint: Path | None, tag: str) -> dict | None:
 
 def _device(cfg: DictConfig) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu")
+
+
+def _autocast(cfg: DictConfig, device: torch.device) -> Any:
+    """The training precision's autocast (as validation runs): a model trained under bf16 autocast
+    holds bf16 frozen weights next to fp32 trainable ones and only runs under autocast."""
+    precision = str(cfg.trainer.precision)
+    if precision.startswith("bf16"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision.startswith("16") and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
 
 
 def evaluate(
@@ -131,7 +143,7 @@ def evaluate(
         gen = torch.Generator().manual_seed(int(cfg.seed) * 100_003 + int(ep))
         a_dim = batch["action"].shape[-1]
         init = torch.randn(len(starts), horizon, a_dim, generator=gen).to(device)
-        with torch.no_grad():
+        with torch.no_grad(), _autocast(cfg, device):
             pred = model.get_action(batch, init_noise=init)["action_pred"].float().cpu().numpy()
         if "action" in batch:
             target = batch["action"].float().cpu().numpy()

@@ -110,3 +110,19 @@ def test_fsdp_config_wraps_transformer_blocks_and_keeps_fp32(make_cfg):
     model = build_model_for_training(cfg)
     wrapped = [m for m in model.modules() if type(m) in policy._module_classes]
     assert len(wrapped) >= 3  # every block type exists in the model
+
+
+def test_bf16_mixed_run_trains_exports_and_evaluates(make_cfg, tmp_path):
+    """bf16 frozen weights next to fp32 trainable ones through the whole job: fit (autocast),
+    validation, fp32 hub export, and the open-loop evaluation after fit (under autocast too)."""
+    import json
+
+    from gr00t_exp.model import load_pretrained
+
+    out = tmp_path / "bf16"
+    value = run(make_cfg(2, ["trainer.precision=bf16-mixed", "trainer.eval_after_fit=true"], out=out))
+    assert value == value  # a number, not NaN
+    summary = json.loads((out / "eval" / "metrics.json").read_text())["summary"]
+    assert summary["overall"]["mse"] >= 0 and summary["normalized_mse"] >= 0
+    exported = load_pretrained(out / "export" / "last")
+    assert {p.dtype for p in exported.parameters()} == {torch.float32}
