@@ -59,7 +59,8 @@ class ModelConfig:
     # Frozen weights in training: auto = bfloat16 under bf16 autocast (they need no fp32 master
     # copy, and autocast would cast them to bf16 at every use), else as `dtype`. float32 | bfloat16.
     frozen_dtype: str = "auto"
-    # torch.compile of the training forward (mode=train / bench=train): ~1.7x on an H100 for the 3B.
+    # torch.compile of the training forward (mode=train / bench=train): 1.5x samples/s for the 3B on
+    # an H200 (docs/benchmarks.md); the first step compiles (about a minute).
     compile: bool = False
     compile_mode: Optional[str] = None  # torch.compile mode: null (default) | reduce-overhead | max-autotune
     compile_backend: str = "inductor"  # inductor | aot_eager | eager (the last two: no code generation)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.strategies import FSDPStrategy
 from torch import nn
 
 from gr00t_exp.model.tuning import set_frozen_modules_to_eval
@@ -175,16 +176,17 @@ class Gr00tLitModule(pl.LightningModule):
     def configure_optimizers(self) -> dict:
         trainer = self._trainer
         precision = str(trainer.precision) if trainer is not None else "32-true"
-        fused = use_fused(self.model, self.optim_cfg, precision)
-        # FSDP clips sharded gradients itself (its plugin): keep the foreach optimiser there.
-        if fused and trainer is not None and "FSDP" in type(trainer.strategy).__name__:
-            fused = False
+        # Under FSDP the root module clips the sharded gradients: keep the foreach optimiser there.
+        fused = use_fused(self.model, self.optim_cfg, precision) and not self._under_fsdp()
         optimizer = build_optimizer(self.model, self.optim_cfg, fused=fused)
         scheduler = build_scheduler(optimizer, self.optim_cfg, self.total_steps)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
         }
+
+    def _under_fsdp(self) -> bool:
+        return self._trainer is not None and isinstance(self._trainer.strategy, FSDPStrategy)
 
     def configure_gradient_clipping(
         self,
@@ -195,9 +197,8 @@ class Gr00tLitModule(pl.LightningModule):
         by_norm = bool(gradient_clip_val) and gradient_clip_algorithm in (None, "norm")
         # FSDP: Lightning's FSDP precision plugin cannot clip by norm; the root FSDP module can
         # (it reduces the norm over the shards of every rank).
-        root = self._trainer.strategy.model if self._trainer is not None else None
-        if by_norm and hasattr(root, "clip_grad_norm_") and "FullyShardedDataParallel" in type(root).__name__:
-            root.clip_grad_norm_(float(gradient_clip_val))
+        if by_norm and self._under_fsdp():
+            self._trainer.strategy.model.clip_grad_norm_(float(gradient_clip_val))
             return
         # Lightning's AMP plugin refuses to clip for fused optimisers (they may unscale inside the
         # step). Without a gradient scaler (bf16 / fp32, the only cases `use_fused` allows) the
