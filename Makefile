@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml Makefile
 	$(MAKE) system-deps
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# torch 2.13.0 CPU lies on this machine's disk; torchcodec 0.13 pairs with it and Debian's FFmpeg 5.1.
+	# The CPU build of torch (CI has no GPU); torchcodec 0.13 pairs with torch 2.13 and Debian's FFmpeg 5.1.
 	$(BIN)/pip install -q "torch==2.13.0" "torchcodec==0.13.*"
+	$(BIN)/pip install -q -e ./client
 	$(BIN)/pip install -q -e ".[dev,deploy]"
 	# cyclonedds 0.10.2 (the robot's version) is built against Debian's libddsc through a prefix dir.
 	mkdir -p $(DDS_PREFIX)/lib

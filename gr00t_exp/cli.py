@@ -19,13 +19,13 @@ MODES: dict[str, str] = {
     "serve": "gr00t_exp.serve.run:run",
     "robot": "gr00t_exp.robot.runner:run",
     "camera_server": "gr00t_exp.robot.camera_server:run",
-    "export": "gr00t_exp.deploy.export:run",
+    "export": "gr00t_exp.export.run:run",
     "bench": "gr00t_exp.bench.run:run",
-    "validate": "gr00t_exp.data.validate:run",
-    "stats": "gr00t_exp.data.stats:run",
-    "inspect": "gr00t_exp.data.inspect:run",
-    "convert": "gr00t_exp.data.convert:run",
-    "derive_embodiment": "gr00t_exp.data.embodiment:run",
+    "validate": "gr00t_exp.data.tools.validate:run",
+    "stats": "gr00t_exp.data.tools.stats:run",
+    "inspect": "gr00t_exp.data.tools.inspect:run",
+    "convert": "gr00t_exp.data.tools.convert:run",
+    "derive_embodiment": "gr00t_exp.data.tools.derive:run",
 }
 
 

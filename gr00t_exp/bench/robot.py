@@ -45,9 +45,10 @@ def _dataset(root: Path, n: int = 600) -> Path:
 
 
 def bench(seconds: float = 10.0, command_hz: float = 250.0) -> dict:
+    from gr00t_exp_client import PolicyClient
+
     from gr00t_exp.robot.config import RobotConfig
     from gr00t_exp.robot.runner import run_robot
-    from gr00t_exp.serve.client import PolicyClient
     from gr00t_exp.serve.replay import ReplayPolicy
     from gr00t_exp.serve.zmq_server import ZmqPolicyServer
 

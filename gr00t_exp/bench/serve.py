@@ -99,7 +99,7 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 
 def _bench_zmq(port: int, obs: dict, warmup: int, iters: int) -> dict:
-    from gr00t_exp.serve.client import PolicyClient
+    from gr00t_exp_client import PolicyClient
 
     rtt, policy_ms, server_ms, stages = [], [], [], {}
     with PolicyClient(port=port, timeout_ms=30000) as c:
@@ -163,7 +163,7 @@ def _bench_http(port: int, obs: dict, warmup: int, iters: int) -> dict:
 
 
 def run(cfg: DictConfig) -> int:
-    from gr00t_exp.serve.memtune import tune_malloc
+    from gr00t_exp_client.memtune import tune_malloc
 
     tune_malloc()
     b = cfg.bench

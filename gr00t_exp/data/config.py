@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 
@@ -99,33 +98,3 @@ class EmbodimentConfig:
     modality: Optional[dict[str, Any]] = None
     # Dataset cameras not fed to the model (still recorded / validated).
     extra_video_keys: list[str] = field(default_factory=list)
-
-
-# -- helpers of the dataset tools (validate, stats, inspect, convert, derive_embodiment) ----------
-
-
-def tool_dataset_path(cfg: Any) -> str:
-    """The dataset a tool works on: tools.dataset, else data.sources[0].path, else the synthetic one
-    (written on first use)."""
-    tools = cfg.get("tools") or {}
-    if tools.get("dataset"):
-        return str(tools.dataset)
-    data = cfg.data
-    if data.get("kind") == "lerobot" and data.get("sources"):
-        return str(data.sources[0].path)
-    if data.get("kind") == "synthetic":
-        from gr00t_exp.data.synthetic import synthetic_from_cfg
-
-        return str(synthetic_from_cfg(cfg))
-    raise ValueError(
-        "no dataset given: set tools.dataset=/path/to/dataset (or data=pick_place / data=lerobot "
-        "'data.sources=[{path:/path}]')"
-    )
-
-
-def tool_output_dir(cfg: Any) -> Path:
-    """The run's output dir (cfg.paths.output_dir), created."""
-
-    out = Path(str(cfg.paths.output_dir))
-    out.mkdir(parents=True, exist_ok=True)
-    return out

@@ -210,30 +210,3 @@ def atomic_write_json(path: Path, data: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def run(cfg) -> int:
-    """mode=stats: compute stats.json and relative_stats.json of tools.dataset (or data.sources[0])."""
-    from gr00t_exp.data.config import tool_dataset_path, tool_output_dir
-    from gr00t_exp.data.errors import DatasetError
-    from gr00t_exp.data.meta import load_meta
-
-    try:
-        meta = load_meta(tool_dataset_path(cfg), cfg.get("embodiment"), check_embodiment=False)
-        stats, rel = compute_all_stats(meta)
-    except DatasetError as e:
-        print(f"error: {e}")
-        return 1
-    if cfg.data.get("write_in_place", False):
-        dest = meta.root / "meta"
-    else:
-        dest = tool_output_dir(cfg)
-    atomic_write_json(dest / "stats.json", stats)
-    atomic_write_json(dest / "relative_stats.json", rel)
-    frames = meta.total_frames
-    print(f"stats of {meta.root} ({len(meta.episodes)} episodes, {frames} frames) -> {dest}/stats.json")
-    for col in sorted(stats):
-        s = stats[col]
-        print(f"  {col:45s} dims={len(s['mean']):3d}  min={min(s['min']):+.4g}  max={max(s['max']):+.4g}")
-    print(f"relative-action stats for {len(rel)} key(s) -> {dest}/relative_stats.json")
-    return 0

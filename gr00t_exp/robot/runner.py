@@ -146,8 +146,9 @@ def run_robot(
 
 def run(cfg: DictConfig) -> int:
     """Entry point of mode=robot."""
+    from gr00t_exp_client import PolicyClient
+
     from gr00t_exp.robot.arm import ModeMachineError
-    from gr00t_exp.serve.client import PolicyClient
 
     rc = robot_config(cfg)
     pc = cfg.deploy.policy

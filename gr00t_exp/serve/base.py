@@ -12,9 +12,9 @@ import time
 from typing import Any
 
 import numpy as np
+from gr00t_exp_client.wire import ModalityConfigWire
 
 from gr00t_exp.serve.observation import Observation, ObservationSpec, format_action, parse_observation
-from gr00t_exp.serve.wire import ModalityConfigWire
 
 
 class BasePolicy:

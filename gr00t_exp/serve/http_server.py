@@ -25,13 +25,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from gr00t_exp_client import json_codec
+from gr00t_exp_client.memtune import tune_malloc
+from gr00t_exp_client.wire import WireError
 
-from gr00t_exp.serve import json_codec
 from gr00t_exp.serve.base import BasePolicy
-from gr00t_exp.serve.memtune import tune_malloc
 from gr00t_exp.serve.security import TokenChecker, check_bind
 from gr00t_exp.serve.service import PolicyService, RequestError
-from gr00t_exp.serve.wire import WireError
 
 log = logging.getLogger(__name__)
 

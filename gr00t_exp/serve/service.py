@@ -11,10 +11,11 @@ import logging
 import time
 from typing import Any
 
+from gr00t_exp_client.wire import WireError
+
 from gr00t_exp import __version__
 from gr00t_exp.serve.base import BasePolicy
 from gr00t_exp.serve.observation import ObservationError
-from gr00t_exp.serve.wire import WireError
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+from gr00t_exp_client import wire
+from gr00t_exp_client.memtune import tune_malloc
 
-from gr00t_exp.serve import wire
 from gr00t_exp.serve.base import BasePolicy
-from gr00t_exp.serve.memtune import tune_malloc
 from gr00t_exp.serve.security import TokenChecker, check_bind, load_curve_keypair
 from gr00t_exp.serve.service import (
     FAST_ENDPOINTS,

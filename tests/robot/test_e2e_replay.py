@@ -13,7 +13,7 @@ from .rig import FPS, camera_server_cfg, embodiment, free_port, robot_cfg, wave
 
 replay = pytest.importorskip("gr00t_exp.serve.replay")
 zmq_server = pytest.importorskip("gr00t_exp.serve.zmq_server")
-client_mod = pytest.importorskip("gr00t_exp.serve.client")
+client_mod = pytest.importorskip("gr00t_exp_client")
 
 
 def _write_episode(root, hand_dim, n=60):

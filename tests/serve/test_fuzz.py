@@ -9,10 +9,10 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
+from gr00t_exp_client import json_codec, wire
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gr00t_exp.serve import json_codec, wire
 from gr00t_exp.serve.base import ConstantPolicy
 from gr00t_exp.serve.observation import ObservationError, parse_observation
 from gr00t_exp.serve.zmq_server import ZmqPolicyServer

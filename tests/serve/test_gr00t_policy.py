@@ -150,7 +150,8 @@ def test_mismatched_serving_config_is_refused_naming_the_difference(cfg, checkpo
 
 
 def test_served_over_zmq_with_the_upstream_client(policy):
-    from gr00t_exp.serve.client import PolicyClient
+    from gr00t_exp_client import PolicyClient
+
     from gr00t_exp.serve.zmq_server import ZmqPolicyServer
 
     from .upstream_client import UpstreamStyleClient

@@ -180,8 +180,8 @@ def test_client_disconnecting_mid_request_leaves_the_server_healthy(spec):
 
 
 def test_http_client_has_the_policy_methods(const_policy, spec):
-    from gr00t_exp.serve.client import PolicyServerError
-    from gr00t_exp.serve.http_client import HttpPolicyClient
+    from gr00t_exp_client import PolicyServerError
+    from gr00t_exp_client.http_client import HttpPolicyClient
 
     with HttpPolicyServer(const_policy, host="0.0.0.0", port=0, api_token=TOKEN) as srv:
         c = HttpPolicyClient(port=srv.port, api_token=TOKEN)

@@ -10,8 +10,8 @@ import threading
 import time
 
 import numpy as np
+from gr00t_exp_client import PolicyClient
 
-from gr00t_exp.serve.client import PolicyClient
 from gr00t_exp.serve.zmq_server import ZmqPolicyServer
 
 from .conftest import flat_obs

@@ -9,9 +9,9 @@ import sys
 import time
 
 import pytest
+from gr00t_exp_client import PolicyClient
 
 from gr00t_exp.config.compose import compose_config
-from gr00t_exp.serve.client import PolicyClient
 from gr00t_exp.serve.run import build_policy, build_server, run
 
 

@@ -7,8 +7,7 @@ import io
 import msgpack
 import numpy as np
 import pytest
-
-from gr00t_exp.serve import wire
+from gr00t_exp_client import wire
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
+from gr00t_exp_client import PolicyClient, PolicyServerError, PolicyTimeoutError
 
-from gr00t_exp.serve.client import PolicyClient, PolicyServerError, PolicyTimeoutError
 from gr00t_exp.serve.replay import ReplayPolicy
 from gr00t_exp.serve.security import InsecureBindError
 from gr00t_exp.serve.service import PROTOCOL_VERSION
@@ -173,7 +173,7 @@ def test_client_disconnecting_mid_request_leaves_the_server_healthy(spec):
             s = ctx.socket(zmq.REQ)
             s.setsockopt(zmq.LINGER, 0)
             s.connect(f"tcp://127.0.0.1:{srv.port}")
-            from gr00t_exp.serve import wire
+            from gr00t_exp_client import wire
 
             s.send(wire.encode({"endpoint": "get_action", "data": flat_obs(spec)}))
             policy.started.wait(2)

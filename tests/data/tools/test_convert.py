@@ -10,10 +10,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from gr00t_exp.data.convert import convert, cut_video, frames_equal
 from gr00t_exp.data.errors import DatasetError
 from gr00t_exp.data.meta import load_meta
-from gr00t_exp.data.validate import validate_dataset
+from gr00t_exp.data.tools.convert import convert, cut_video, frames_equal
+from gr00t_exp.data.tools.validate import validate_dataset
 
 
 def _round_trip(src: Path, tmp_path: Path) -> tuple[Path, Path]:

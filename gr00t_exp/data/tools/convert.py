@@ -333,7 +333,7 @@ def convert(src: str | Path, dest: str | Path, target_version: str = "v2.1") -> 
 
 def run(cfg) -> int:
     """mode=convert: tools.dataset -> tools.output (tools.target_version v2.1 | v3.0)."""
-    from gr00t_exp.data.config import tool_dataset_path
+    from gr00t_exp.data.tools.common import tool_dataset_path
 
     tools = cfg.tools
     if not tools.get("output"):

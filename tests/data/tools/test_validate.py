@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from gr00t_exp.data.validate import probe_video, validate_dataset, write_report
+from gr00t_exp.data.tools.validate import probe_video, validate_dataset, write_report
 
 
 def _texts(report, severity="error"):

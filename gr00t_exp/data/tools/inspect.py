@@ -193,7 +193,7 @@ def inspect_dataset(
 
 
 def run(cfg) -> int:
-    from gr00t_exp.data.config import tool_dataset_path, tool_output_dir
+    from gr00t_exp.data.tools.common import tool_dataset_path, tool_output_dir
 
     try:
         res = inspect_dataset(

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from gr00t_exp.serve.wire import ALLOWED_KINDS, MAX_NDIM, WireError
+from gr00t_exp_client.wire import ALLOWED_KINDS, MAX_NDIM, WireError
 
 NUMPY_TAG = "__numpy__"
 

@@ -84,9 +84,9 @@ def to_yaml(cfg: dict[str, Any], meta: DatasetMeta) -> str:
 
 def run(cfg) -> int:
     """mode=derive_embodiment: write <name>.yaml to tools.output (a file or dir) or the run dir."""
-    from gr00t_exp.data.config import tool_dataset_path, tool_output_dir
     from gr00t_exp.data.errors import DatasetError
     from gr00t_exp.data.meta import load_meta
+    from gr00t_exp.data.tools.common import tool_dataset_path, tool_output_dir
 
     try:
         meta = load_meta(tool_dataset_path(cfg))

@@ -86,7 +86,7 @@ def run(cfg: DictConfig) -> int:
         print(f"exported hub checkpoint ({exp.dtype or 'same dtype'}) -> {path}")
         return 0
 
-    from gr00t_exp.deploy.onnx_export import export_onnx
+    from gr00t_exp.export.onnx_export import export_onnx
 
     batch = sample_batch(model, num_views=exp.num_views)
     manifest = export_onnx(

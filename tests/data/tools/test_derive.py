@@ -9,12 +9,12 @@ import yaml
 from omegaconf import OmegaConf
 
 from gr00t_exp.data.config import EmbodimentConfig
-from gr00t_exp.data.embodiment import derive_embodiment
 from gr00t_exp.data.meta import load_meta
 from gr00t_exp.data.modality import check_modality, parse_modality
 from gr00t_exp.data.synthetic import write_synthetic_dataset
+from gr00t_exp.data.tools.derive import derive_embodiment
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "embodiment"
+CONF = Path(__file__).resolve().parents[3] / "conf" / "embodiment"
 NAMES = [
     "gr1_arms_only",
     "unitree_g1",

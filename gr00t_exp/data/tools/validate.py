@@ -569,7 +569,7 @@ def print_summary(report: Report) -> None:
 
 def run(cfg) -> int:
     """mode=validate: report into the run dir; exit 1 on errors (or warnings with tools.fail_on_warning)."""
-    from gr00t_exp.data.config import tool_dataset_path, tool_output_dir
+    from gr00t_exp.data.tools.common import tool_dataset_path, tool_output_dir
 
     tools = cfg.get("tools") or {}
     try:

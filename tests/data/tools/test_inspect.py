@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gr00t_exp.data.errors import DatasetError
-from gr00t_exp.data.inspect import inspect_dataset
+from gr00t_exp.data.tools.inspect import inspect_dataset
 
 
 def test_inspect_synthetic(synthetic_dataset: Path, tmp_path: Path, hash_tree, gr1_embodiment):

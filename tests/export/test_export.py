@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from gr00t_exp.config.compose import compose_config
-from gr00t_exp.deploy.export import load_model, sample_batch
+from gr00t_exp.export.run import load_model, sample_batch
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT.parent / "shared" / "refdata" / "gr00t_n15" / "tiny"
@@ -47,7 +47,7 @@ def test_hub_export_casts_dtype_and_keeps_metadata(tiny_ckpt, tmp_path):
         ],
         output_dir=tmp_path,
     )
-    from gr00t_exp.deploy.export import run
+    from gr00t_exp.export.run import run
 
     assert run(cfg) == 0
     from safetensors import safe_open
@@ -123,7 +123,7 @@ def test_onnx_export_matches_pytorch_on_a_new_batch_shape(tiny_ckpt, tmp_path):
 
 
 def test_export_rejects_a_missing_checkpoint(tmp_path):
-    from gr00t_exp.deploy.export import run
+    from gr00t_exp.export.run import run
 
     cfg = compose_config(["mode=export", f"export.checkpoint={tmp_path / 'nope'}"], output_dir=tmp_path)
     assert run(cfg) == 2

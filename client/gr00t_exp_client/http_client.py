@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from gr00t_exp.serve.client import PolicyServerError, PolicyTimeoutError
+from gr00t_exp_client.errors import PolicyServerError, PolicyTimeoutError
 
 
 def _enc(obj: Any) -> Any:

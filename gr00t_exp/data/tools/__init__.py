@@ -1,0 +1,1 @@
+"""The dataset tools: validate, stats, inspect, convert, derive_embodiment (one module each)."""
