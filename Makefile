@@ -5,8 +5,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DDS_PREFIX := $(CURDIR)/$(VENV)/cyclonedds
 STAMP := $(VENV)/.setup-done
+CLIENT_VENV ?= .venv-client
+CLIENT_BIN := $(CLIENT_VENV)/bin
+CLIENT_STAMP := $(CLIENT_VENV)/.setup-done
+LINT_PATHS := gr00t_exp tests client run.py
 
-.PHONY: setup test test-fast lint format demo clean system-deps
+.PHONY: setup test test-client test-fast lint format demo clean system-deps
 
 ## setup: system packages (ffmpeg, cyclonedds C library), a venv with the project and its extras
 setup: $(STAMP)
@@ -32,20 +36,34 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg cyclonedds-dev >/dev/null; \
 	fi
 
-## test: the whole suite (CPU; the slow end-to-end tests included)
+## test: the whole suite (CPU; the slow end-to-end tests included), then the client on its own
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -x --timeout=900 -p no:cacheprovider tests
+	$(MAKE) test-client
+
+## test-client: the robot-side client installed as the robot installs it (no torch), client/tests run there
+$(CLIENT_STAMP): client/pyproject.toml Makefile
+	rm -rf $(CLIENT_VENV)
+	$(PY) -m venv $(CLIENT_VENV)
+	$(CLIENT_BIN)/pip install -q ./client pytest
+	touch $(CLIENT_STAMP)
+
+test-client: $(CLIENT_STAMP)
+	# Always the current sources, installed (not editable) like on the robot.
+	$(CLIENT_BIN)/pip install -q --no-deps --force-reinstall ./client
+	@$(CLIENT_BIN)/python -I -c "import importlib.util as u, sys; bad = [m for m in ('torch', 'omegaconf', 'gr00t_exp') if u.find_spec(m)]; sys.exit(f'{bad} importable in $(CLIENT_VENV): the client must install without them' if bad else 0)"
+	cd client && $(abspath $(CLIENT_BIN))/pytest -q -p no:cacheprovider tests
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check gr00t_exp tests run.py
-	$(BIN)/ruff format --check gr00t_exp tests run.py
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix gr00t_exp tests run.py
-	$(BIN)/ruff format gr00t_exp tests run.py
+	$(BIN)/ruff check --fix $(LINT_PATHS)
+	$(BIN)/ruff format $(LINT_PATHS)
 
 ## demo: the main job on the embedded default (synthetic data, tiny model, CPU)
 demo: $(STAMP)

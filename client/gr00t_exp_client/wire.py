@@ -1,12 +1,21 @@
 """Wire codec of the ZeroMQ protocol: msgpack with numpy arrays as `.npy` bytes.
 
-Byte-compatible with upstream GR00T's `MsgSerializer` (gr00t_reference.md §6.2):
+Byte-compatible with upstream GR00T's `MsgSerializer` (docs/upstream.md "Wire formats"):
 an ndarray travels as ``{"__ndarray_class__": True, "as_npy": <np.save bytes>}`` and a
 modality config as ``{"__ModalityConfig_class__": True, "as_json": <json>}``.
 
 Decoding never unpickles: the `.npy` header is parsed and checked *before* any memory is
 allocated (dtype must be a plain numeric / bool / unicode type, the declared shape must match the
 bytes actually present), then the array is a zero-copy, read-only view of the received bytes.
+
+A modality config's `as_json` is JSON *text* in N1.5 (pydantic `model_validate_json`) and a *map*
+in N1.6 (`ModalityConfig(**map)`); both are read, and `ModalityConfigWire(as_map=...)` says which
+one is written.
+
+Servers facing untrusted peers first run `scan(data, DecodeLimits(...))`: a walk over the msgpack
+headers only (nothing is allocated per declared length) that bounds nesting, the number of
+container entries, string and binary lengths, refuses extension types, and returns the request's
+`endpoint` / `api_token` / `timeout_ms` so the token is checked before the real decode.
 
 This module imports only numpy and msgpack: the robot-side client depends on it.
 """
@@ -39,14 +48,18 @@ class WireError(ValueError):
 class ModalityConfigWire(Mapping):
     """A modality config as sent by `get_modality_config` (``delta_indices``, ``modality_keys``).
 
-    Encoded in upstream's ModalityConfig form so upstream clients rebuild their own class. Read it
+    Encoded in upstream's ModalityConfig form so upstream clients rebuild their own class:
+    `as_map=False` writes `as_json` as JSON text (N1.5), `as_map=True` as a map (N1.6). Read it
     by attribute (`mc.modality_keys`) or as a read-only mapping (`mc["modality_keys"]`, `mc.get`).
     (Not a dict subclass: msgpack would pack that as a plain map without asking `_default`.)
     """
 
-    def __init__(self, delta_indices: list[int], modality_keys: list[str], **extra: Any):
+    def __init__(
+        self, delta_indices: list[int], modality_keys: list[str], *, as_map: bool = False, **extra: Any
+    ):
         self.delta_indices = list(delta_indices)
         self.modality_keys = list(modality_keys)
+        self.as_map = as_map
         self.extra = extra
 
     def as_dict(self) -> dict[str, Any]:
@@ -138,6 +151,8 @@ def _parse_header(data: bytes | memoryview) -> tuple[tuple[int, ...], bool, np.d
             )
         if len(shape) > MAX_NDIM or any((not isinstance(s, int)) or s < 0 for s in shape):
             raise WireError(f"invalid array shape {shape}")
+        if dtype.itemsize == 0:  # 'U0': any declared element count would fit in zero bytes
+            raise WireError(f"array dtype {dtype} has zero-sized elements")
         hit = (tuple(shape), bool(fortran), dtype)
         if len(_HEADER_CACHE) >= _HEADER_CACHE_MAX:
             _HEADER_CACHE.clear()
@@ -171,7 +186,8 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, ModalityConfigWire):
-        return {MODALITY_CONFIG_TAG: True, "as_json": json.dumps(obj.as_dict())}
+        body = obj.as_dict()
+        return {MODALITY_CONFIG_TAG: True, "as_json": body if obj.as_map else json.dumps(body)}
     if isinstance(obj, tuple):
         return list(obj)
     raise TypeError(f"cannot encode {type(obj).__name__} on the wire")
@@ -183,9 +199,11 @@ def _object_hook(obj: dict) -> Any:
             raise WireError("ndarray entry without 'as_npy'")
         return npy_to_array(obj["as_npy"])
     if MODALITY_CONFIG_TAG in obj:
+        body = obj.get("as_json", "")
         try:
-            fields = json.loads(obj.get("as_json", ""))
-            return ModalityConfigWire(**fields)
+            as_map = isinstance(body, dict)
+            fields = dict(body) if as_map else json.loads(body)
+            return ModalityConfigWire(**fields, as_map=as_map)
         except (TypeError, ValueError, AttributeError) as e:
             raise WireError(f"invalid ModalityConfig json: {e}") from None
     return obj

@@ -3,7 +3,7 @@
     python run.py mode=bench bench=model model=gr00t_n15 model.random_init=true
     python -m gr00t_exp.bench.model model=gr00t_n15 model.random_init=true   # same, without run.py
 
-Method (the same as docs/upstream_baselines.md, so figures compare side by side):
+Method (the one upstream's figures in docs/benchmarks.md were measured with, so they compare):
 - Inference: bf16 weights, bf16 autocast, TF32 on, batch 1, one 224x224 view, a short prompt, 4
   denoising steps, inputs already on the device. Latency = host wall time of one call with a device
   synchronize before and after (p50 / p90 over `bench.iters` calls after `bench.warmup`), split into
@@ -40,7 +40,14 @@ from typing import Any
 
 import numpy as np
 import torch
+import transformers
 from omegaconf import DictConfig, OmegaConf
+from torch.profiler import ProfilerActivity, profile
+
+from gr00t_exp.config.compose import compose_config
+from gr00t_exp.model.build import build_model
+from gr00t_exp.model.processor import Gr00tProcessor
+from gr00t_exp.model.tuning import apply_tuning, parameter_summary, set_frozen_modules_to_eval
 
 log = logging.getLogger(__name__)
 
@@ -149,12 +156,7 @@ def _meta(cfg: DictConfig, device: torch.device) -> dict[str, Any]:
     }
     if device.type == "cuda":
         meta["gpu"] = torch.cuda.get_device_name(device)
-    try:
-        import transformers
-
-        meta["transformers"] = transformers.__version__
-    except ImportError:  # pragma: no cover
-        pass
+    meta["transformers"] = transformers.__version__
     return meta
 
 
@@ -240,8 +242,6 @@ def bench_inference(
 
 def _profile(fn: Callable[[], Any], device: torch.device, path: Path) -> dict[str, Any]:
     """Profile one call of `fn` (already warm): table of top ops by device time + kernel totals."""
-    from torch.profiler import ProfilerActivity, profile
-
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     _sync(device)
     with profile(activities=acts) as prof:
@@ -291,8 +291,6 @@ def bench_training(
 ) -> None:
     """One training step per call, `mode`: eager | full (torch.compile of the whole forward) | blocks
     (regional: each transformer block compiled). `profile_dir`: also write a profiler table of one step."""
-    from gr00t_exp.model.tuning import apply_tuning, parameter_summary, set_frozen_modules_to_eval
-
     apply_tuning(model, cfg.model)
     # Frozen parts in bf16 (no master weights needed), trained parts in fp32.
     for p in model.parameters():
@@ -401,9 +399,6 @@ def format_table(data: dict[str, Any]) -> str:
 
 # -------------------------------------------------------------------------------------- run
 def run(cfg: DictConfig) -> int:
-    from gr00t_exp.model.build import build_model
-    from gr00t_exp.model.processor import Gr00tProcessor
-
     params = dict(cfg.bench.params or {})
     device = _device(cfg.bench.device)
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -471,8 +466,6 @@ def run(cfg: DictConfig) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m gr00t_exp.bench.model [hydra overrides]` (bench=model is implied)."""
-    from gr00t_exp.config.compose import compose_config
-
     overrides = list(sys.argv[1:] if argv is None else argv)
     out = Path("outputs") / "bench_model" / time.strftime("%Y-%m-%d_%H-%M-%S")
     for o in overrides:

@@ -1,5 +1,6 @@
-"""`python run.py mode=bench bench=robot`: command-loop jitter at 250 Hz and observation-to-command
-latency, against the fakes (separate process) and a local ZMQ policy server (ReplayPolicy).
+"""`python run.py mode=bench bench=robot`: command-loop jitter at the runner's command rate
+(deploy.robot.control.command_hz) and observation-to-command latency, against the fakes (separate
+process) and a local ZMQ policy server (ReplayPolicy).
 
 Also runnable directly: `python -m gr00t_exp.bench.robot --seconds 10`.
 Prints one JSON line: p50/p99/max period error of the command loop, lateness, policy round trip,
@@ -17,14 +18,23 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+from gr00t_exp_client import PolicyClient
+from omegaconf import DictConfig
+
+from gr00t_exp.robot.config import ControlConfig, RobotConfig
+from gr00t_exp.robot.fakes import FakeDfxHands, FakeG1
+from gr00t_exp.robot.recorder import Recorder
+from gr00t_exp.robot.runner import run_robot
+from gr00t_exp.serve.replay import ReplayPolicy
+from gr00t_exp.serve.zmq_server import ZmqPolicyServer
 
 DIMS = {"left_arm": 7, "right_arm": 7, "left_hand": 6, "right_hand": 6}
 FPS = 30.0
+# The runner's default command rate: the benchmark measures what the robot runs.
+COMMAND_HZ = ControlConfig().command_hz
 
 
 def _fakes(domain_id: int, stop) -> None:
-    from gr00t_exp.robot.fakes import FakeDfxHands, FakeG1
-
     g1 = FakeG1(domain_id)
     g1.record_history = False
     with g1, FakeDfxHands(domain_id):
@@ -32,8 +42,6 @@ def _fakes(domain_id: int, stop) -> None:
 
 
 def _dataset(root: Path, n: int = 600) -> Path:
-    from gr00t_exp.robot.recorder import Recorder
-
     rec = Recorder(root, FPS, DIMS, DIMS, [], "bench", "annotation.human.task_description")
     t = np.arange(n) / FPS
     for i in range(n):
@@ -44,14 +52,7 @@ def _dataset(root: Path, n: int = 600) -> Path:
     return rec.save()
 
 
-def bench(seconds: float = 10.0, command_hz: float = 250.0) -> dict:
-    from gr00t_exp_client import PolicyClient
-
-    from gr00t_exp.robot.config import RobotConfig
-    from gr00t_exp.robot.runner import run_robot
-    from gr00t_exp.serve.replay import ReplayPolicy
-    from gr00t_exp.serve.zmq_server import ZmqPolicyServer
-
+def bench(seconds: float = 10.0, command_hz: float = COMMAND_HZ) -> dict:
     domain_id = random.randint(20, 230)
     ctx = mp.get_context("spawn")
     stop = ctx.Event()
@@ -98,9 +99,9 @@ def bench(seconds: float = 10.0, command_hz: float = 250.0) -> dict:
     return s
 
 
-def run(cfg) -> int:
+def run(cfg: DictConfig) -> int:
     p = dict(cfg.bench.params or {})
-    out = bench(float(p.get("seconds", 10.0)), float(p.get("command_hz", 250.0)))
+    out = bench(float(p.get("seconds", 10.0)), float(p.get("command_hz", COMMAND_HZ)))
     print(json.dumps(out))
     return 0
 
@@ -108,6 +109,6 @@ def run(cfg) -> int:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--hz", type=float, default=250.0)
+    ap.add_argument("--hz", type=float, default=COMMAND_HZ)
     a = ap.parse_args()
     print(json.dumps(bench(a.seconds, a.hz)))

@@ -21,8 +21,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
+from gr00t_exp_client import PolicyClient
+from gr00t_exp_client.memtune import tune_malloc
 from omegaconf import DictConfig, OmegaConf
+
+from gr00t_exp.serve.base import ConstantPolicy
+from gr00t_exp.serve.http_server import HttpPolicyServer
+from gr00t_exp.serve.observation import ObservationSpec
+from gr00t_exp.serve.replay import ReplayPolicy
+from gr00t_exp.serve.zmq_server import ZmqPolicyServer
 
 log = logging.getLogger(__name__)
 
@@ -54,22 +63,13 @@ def _spec_kwargs(p: dict) -> dict:
 
 def _serve_process(transport: str, p: dict, port_q, stop_ev) -> None:
     """Child process: serve until stop_ev is set."""
-    from gr00t_exp.serve.base import ConstantPolicy
-    from gr00t_exp.serve.observation import ObservationSpec
-
     if p["policy"] == "replay":
-        from gr00t_exp.serve.replay import ReplayPolicy
-
         policy = ReplayPolicy(p["dataset"], strict=False)
     else:
         policy = ConstantPolicy(ObservationSpec(**_spec_kwargs(p)))
     if transport == "zmq":
-        from gr00t_exp.serve.zmq_server import ZmqPolicyServer
-
         server = ZmqPolicyServer(policy, port=0)
     else:
-        from gr00t_exp.serve.http_server import HttpPolicyServer
-
         server = HttpPolicyServer(policy, port=0)
     server.start()
     port_q.put(server.port)
@@ -99,8 +99,6 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 
 def _bench_zmq(port: int, obs: dict, warmup: int, iters: int) -> dict:
-    from gr00t_exp_client import PolicyClient
-
     rtt, policy_ms, server_ms, stages = [], [], [], {}
     with PolicyClient(port=port, timeout_ms=30000) as c:
         for i in range(warmup + iters):
@@ -126,8 +124,6 @@ def _bench_zmq(port: int, obs: dict, warmup: int, iters: int) -> dict:
 
 
 def _bench_http(port: int, obs: dict, warmup: int, iters: int) -> dict:
-    import httpx
-
     def enc(v):
         if isinstance(v, np.ndarray):
             return {
@@ -163,8 +159,6 @@ def _bench_http(port: int, obs: dict, warmup: int, iters: int) -> dict:
 
 
 def run(cfg: DictConfig) -> int:
-    from gr00t_exp_client.memtune import tune_malloc
-
     tune_malloc()
     b = cfg.bench
     p = {**DEFAULTS, **OmegaConf.to_container(b.params, resolve=True)}
@@ -177,8 +171,6 @@ def run(cfg: DictConfig) -> int:
         return 2
     spec_kw = _spec_kwargs(p)
     if p["policy"] == "replay":
-        from gr00t_exp.serve.replay import ReplayPolicy
-
         rp = ReplayPolicy(p["dataset"], strict=False)
         spec_kw = {
             **spec_kw,

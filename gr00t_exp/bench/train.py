@@ -21,19 +21,19 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, open_dict
 
+from gr00t_exp.train import checks
+from gr00t_exp.train.build import compile_options
+from gr00t_exp.train.callbacks import ThroughputMonitor
+from gr00t_exp.train.data import ResumableDataModule
+from gr00t_exp.train.factory import build_trainer
+from gr00t_exp.train.module import Gr00tLitModule
+from gr00t_exp.train.resume import ResumeError
+from gr00t_exp.train.run import prepare
+
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> int:
-    from gr00t_exp.train import checks
-    from gr00t_exp.train.build import compile_options
-    from gr00t_exp.train.callbacks import ThroughputMonitor
-    from gr00t_exp.train.data import ResumableDataModule
-    from gr00t_exp.train.factory import build_trainer
-    from gr00t_exp.train.module import Gr00tLitModule
-    from gr00t_exp.train.resume import ResumeError
-    from gr00t_exp.train.run import prepare
-
     b = cfg.bench
     steps = int(b.warmup) + int(b.iters)
     with open_dict(cfg):

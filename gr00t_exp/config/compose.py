@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
 from gr00t_exp.config.schema import register_configs
@@ -16,9 +18,6 @@ def compose_config(overrides: list[str] | None = None, output_dir: str | Path | 
 
     `output_dir` replaces `${hydra:runtime.output_dir}` (there is no Hydra run outside run.py).
     """
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):

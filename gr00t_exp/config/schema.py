@@ -13,28 +13,32 @@ from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
+from gr00t_exp.cli import MODES
 from gr00t_exp.data.config import DataConfig, EmbodimentConfig
 from gr00t_exp.model.config import ModelConfig
-from gr00t_exp.serve.config import DeployConfig
+from gr00t_exp.robot.config import RobotConfig
+from gr00t_exp.serve.config import PolicyConfig, ServerConfig
 from gr00t_exp.train.config import TrainerConfig
 
 
-class Mode(str, Enum):
-    train = "train"
-    eval = "eval"
-    serve = "serve"
-    robot = "robot"
-    camera_server = "camera_server"
-    export = "export"
-    bench = "bench"
-    validate = "validate"
-    stats = "stats"
-    inspect = "inspect"
-    convert = "convert"
-    derive_embodiment = "derive_embodiment"
-
+class _ModeBase(str, Enum):
     def __str__(self) -> str:  # `${mode}` in paths renders "train", not "Mode.train"
         return self.value
+
+
+# One member per entry of cli.MODES (the mode table), so a new mode cannot be missing here.
+Mode = _ModeBase("Mode", {name: name for name in MODES})
+
+
+@dataclass
+class DeployConfig:
+    """`deploy`: the policy server, the robot-side client, and the G1 runner. Assembled here (the top
+    of the package) so the serving package does not depend on the robot package."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    robot: RobotConfig = field(default_factory=RobotConfig)  # G1 runner (gr00t_exp/robot/config.py)
+    record: bool = False
 
 
 @dataclass
@@ -49,6 +53,9 @@ class PathsConfig:
 class EvalConfig:
     checkpoint: Optional[str] = None  # a hub-layout export dir; null = the run's own last export
     episodes: list[int] = field(default_factory=list)  # empty = the held-out episodes
+    # With nothing held out (data.val_episodes=0) evaluate the last (training) episode instead of
+    # refusing; its score then measures fit, not generalisation.
+    allow_train_episodes: bool = False
     max_steps_per_episode: Optional[int] = None
     plot: bool = True
 
@@ -88,7 +95,7 @@ class ExportConfig:
 
 @dataclass
 class RunConfig:
-    mode: Mode = Mode.train
+    mode: Mode = Mode("train")
     task_name: str = "gr00t_exp"
     seed: int = 42
     data: DataConfig = field(default_factory=DataConfig)

@@ -65,8 +65,11 @@ class DataConfig:
 
 @dataclass
 class VideoTransformConfig:
-    crop_scale: float = 0.95
-    resize: int = 224
+    """Crop, resize and colour jitter of the camera frames (gr00t_exp/data/transforms/video.py's
+    VideoTransform takes exactly these fields). Upstream N1.5 values."""
+
+    crop_scale: float = 0.95  # crop side / frame side (random in training, centred in eval)
+    resize: int = 224  # square output side (pixels)
     brightness: float = 0.3
     contrast: float = 0.4
     saturation: float = 0.5

@@ -19,10 +19,17 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from gr00t_exp.data.collate import Gr00tCollator
-from gr00t_exp.data.dataset import Gr00tDataset, MixtureDataset
+from gr00t_exp.data.dataset import MixtureDataset
+from gr00t_exp.data.factory import (
+    LOADER_FIELDS,
+    MIXTURE_FIELDS,
+    make_dataset,
+    make_frame_cache,
+    split_episodes,
+)
 from gr00t_exp.data.meta import DatasetMeta, load_meta
 from gr00t_exp.data.transforms.normalize import key_stats
-from gr00t_exp.data.video import FrameCache, resolve_backend
+from gr00t_exp.data.video import FrameCache
 
 log = logging.getLogger(__name__)
 
@@ -107,78 +114,81 @@ class Gr00tDataModule(pl.LightningDataModule):
         return self._processor
 
     def frame_cache(self) -> FrameCache | None:
-        c = self.cfg.cache
-        if not c.enabled:
-            return None
-        return FrameCache(c.dir, c.height, c.width, backend=resolve_backend(str(self.cfg.video_backend)))
+        return make_frame_cache(self.cfg)
 
     # ------------------------------------------------------------------ datasets
+    def dataset(
+        self,
+        meta: DatasetMeta,
+        stats: dict,
+        episodes: list[int],
+        *,
+        training: bool,
+        frame_cache: FrameCache | None,
+    ) -> Dataset:
+        """A dataset of `episodes` of one source, configured by every dataset field of data_cfg."""
+        return make_dataset(
+            self.cfg,
+            meta,
+            self.embodiment,
+            stats,
+            episodes=episodes,
+            training=training,
+            frame_cache=frame_cache,
+        )
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
         from gr00t_exp.data.stats import load_or_compute_stats
 
         cache = self.frame_cache()
-        backend = resolve_backend(str(self.cfg.video_backend))
-        n_val = int(self.cfg.val_episodes)
         trains, vals, weights = [], [], []
         for path, weight in self.source_paths():
             meta = load_meta(path, self.embodiment)
             stats = load_or_compute_stats(meta, self.cache_dir)
             self.metas.append(meta)
             self.stats.append(stats)
-            eps = [e.index for e in meta.episodes]
-            if n_val >= len(eps):
-                raise ValueError(
-                    f"data.val_episodes={n_val} leaves no training episodes in {path} ({len(eps)} episodes)"
-                )
-            split = len(eps) - n_val
-            common = dict(
-                video_backend=backend,
-                frame_cache=cache,
-                timestamp_tolerance_s=float(self.cfg.timestamp_tolerance_s),
-                align_timestamps=bool(_cfg_get(self.cfg, "align_timestamps", True)),
-            )
-            tr = Gr00tDataset(meta, self.embodiment, stats, episodes=eps[:split], training=True, **common)
+            train_eps, held_out = split_episodes(self.cfg, meta)
+            tr = self.dataset(meta, stats, train_eps, training=True, frame_cache=cache)
             trains.append(tr)
             weights.append(weight)
-            if n_val > 0:
-                vals.append(
-                    Gr00tDataset(meta, self.embodiment, stats, episodes=eps[split:], training=False, **common)
-                )
+            if held_out:
+                vals.append(self.dataset(meta, stats, held_out, training=False, frame_cache=cache))
             if cache is not None and bool(_cfg_get(self.cfg.cache, "build_on_setup", True)):
                 tr.warm_cache()
-                if n_val > 0:
+                if held_out:
                     vals[-1].warm_cache()
         if len(trains) == 1:
             self.train_set = trains[0]
         else:
-            self.train_set = MixtureDataset(
-                trains,
-                weights,
-                balance_dataset_weights=bool(self.cfg.balance_dataset_weights),
-                balance_trajectory_weights=bool(self.cfg.balance_trajectory_weights),
-                seed=self.seed,
-            )
+            mixture = {name: getattr(self.cfg, name) for name in MIXTURE_FIELDS}
+            self.train_set = MixtureDataset(trains, weights, seed=self.seed, **mixture)
         self.val_set = (vals[0] if len(vals) == 1 else ConcatDataset(vals)) if vals else None
 
     # ------------------------------------------------------------------ loaders
+    def loader_kwargs(self) -> dict[str, Any]:
+        """Every LOADER_FIELDS value of data_cfg as a DataLoader keyword; pinning only with CUDA, and
+        the worker-only options only with workers (DataLoader refuses them otherwise)."""
+        kw = {name: getattr(self.cfg, name) for name in LOADER_FIELDS}
+        kw["pin_memory"] = bool(kw["pin_memory"]) and torch.cuda.is_available()
+        if int(kw["num_workers"]) == 0:
+            del kw["persistent_workers"], kw["prefetch_factor"]
+        return kw
+
     def _loader(self, ds: Dataset, shuffle: bool, batch_size: int | None = None) -> DataLoader:
-        workers = int(self.cfg.num_workers)
-        kw: dict[str, Any] = dict(
-            batch_size=int(batch_size or self.cfg.batch_size),
+        kw = self.loader_kwargs()
+        if batch_size is not None:
+            kw["batch_size"] = int(batch_size)
+        return DataLoader(
+            ds,
             shuffle=shuffle,
-            num_workers=workers,
-            pin_memory=bool(self.cfg.pin_memory) and torch.cuda.is_available(),
             collate_fn=Gr00tCollator(self.processor),
             worker_init_fn=worker_init_fn,
             drop_last=False,
             generator=torch.Generator().manual_seed(self.seed),
+            **kw,
         )
-        if workers > 0:
-            kw["persistent_workers"] = bool(self.cfg.persistent_workers)
-            kw["prefetch_factor"] = int(self.cfg.prefetch_factor)
-        return DataLoader(ds, **kw)
 
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")

@@ -28,16 +28,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from gr00t_exp.data.errors import DatasetError, error
 from gr00t_exp.data.meta import DatasetMeta
 from gr00t_exp.data.sampling import clamp_indices, episode_offsets, gather_padded, locate, step_indices
 from gr00t_exp.data.transforms import StateActionNormalizer, VideoTransform, pack_sample
-from gr00t_exp.data.video import FrameCache, open_video, timestamps_to_indices
+from gr00t_exp.data.video import FrameCache, FrameLookupError, open_video, timestamps_to_indices
+from gr00t_exp.embodiment import EmbodimentLayout, KeySpec
 
 log = logging.getLogger(__name__)
-
-
-def _short(key: str, group: str) -> str:
-    return key[len(group) + 1 :] if key.startswith(group + ".") else key
 
 
 @dataclass
@@ -53,7 +51,7 @@ class _Episode:
 class Gr00tDataset(Dataset):
     """One GR00T-flavoured LeRobot dataset as a map-style dataset of transformed samples.
 
-    meta: from `load_meta`; embodiment: EmbodimentConfig; stats: stats.json layout or the
+    meta: from `load_meta`; embodiment: EmbodimentConfig (or its EmbodimentLayout over `meta`); stats: stats.json layout or the
     per-key metadata.json layout; episodes: episode indices to use (default all);
     frame_cache: a FrameCache, or None to decode from the videos; transform=False returns raw
     (un-normalised, un-augmented, unpadded) samples.
@@ -91,29 +89,17 @@ class Gr00tDataset(Dataset):
         self.episode_indices = chosen
         self.lengths = [known[e].length for e in chosen]
         self.offsets = episode_offsets(self.lengths)
-        mod = meta.modality
-        self.video_keys = [_short(k, "video") for k in embodiment.video_keys]
-        self.state_keys = [_short(k, "state") for k in embodiment.state_keys]
-        self.action_keys = [_short(k, "action") for k in embodiment.action_keys]
-        for group, keys in (
-            ("video", self.video_keys),
-            ("state", self.state_keys),
-            ("action", self.action_keys),
-        ):
-            have = getattr(mod, group)
-            bad = [k for k in keys if k not in have]
-            if bad:
-                raise KeyError(
-                    f"embodiment {embodiment.name}: {group} key(s) {', '.join(bad)} not in {meta.root}/meta/modality.json "
-                    f"(has: {', '.join(have) or 'none'}); choose the matching embodiment or fix modality.json"
-                )
-        self.obs_deltas = np.asarray(list(embodiment.observation_indices), np.int64)
-        self.action_deltas = np.asarray(list(embodiment.action_indices), np.int64)
-        self.language_key = _short(str(embodiment.language_key), "annotation")
-        self.video_transform = VideoTransform.from_config(embodiment.video, training=training)
-        self.normalizer = (
-            StateActionNormalizer(embodiment, stats, mod) if (transform and stats is not None) else None
-        )
+        # Keys missing from the dataset's modality fail here, naming the key and modality.json.
+        self.layout = EmbodimentLayout.from_meta(embodiment, meta)
+        lay = self.layout
+        self.video_keys = lay.keys("video")
+        self.state_keys = lay.keys("state")
+        self.action_keys = lay.keys("action")
+        self.obs_deltas = np.asarray(lay.observation_indices, np.int64)
+        self.action_deltas = np.asarray(lay.action_indices, np.int64)
+        self.language_key = lay.language_key
+        self.video_transform = VideoTransform.from_config(lay.video_transform, training=training)
+        self.normalizer = StateActionNormalizer(lay, stats) if (transform and stats is not None) else None
         if transform and stats is None:
             raise ValueError("Gr00tDataset(transform=True) needs statistics (load_or_compute_stats(meta))")
         self._episodes: OrderedDict[int, _Episode] = OrderedDict()
@@ -136,13 +122,9 @@ class Gr00tDataset(Dataset):
         e = self._episodes.get(ep)
         if e is not None:
             return e
-        mod = self.meta.modality
-        cols = {mod.column("state", k) for k in self.state_keys} | {
-            mod.column("action", k) for k in self.action_keys
-        }
-        lang_col = (
-            mod.column("annotation", self.language_key) if self.language_key in mod.annotation else None
-        )
+        lay = self.layout
+        cols = set(lay.columns("state")) | set(lay.columns("action"))
+        lang_col = lay.language_column
         available = set(self.meta.columns) if self.meta.columns else None
         wanted = sorted(cols | {"timestamp"} | ({lang_col} if lang_col else set()))
         if available is not None:
@@ -152,21 +134,21 @@ class Gr00tDataset(Dataset):
         ts = data.get("timestamp")
         ts = np.asarray(ts, np.float64) if ts is not None else np.arange(n) / self.meta.fps
 
-        def sl(group: str, key: str) -> np.ndarray:
-            spec = getattr(mod, group)[key]
-            col = mod.column(group, key)
-            if col not in data:
-                raise KeyError(f"{self.meta.parquet_path(ep)}: column {col!r} (for {group}.{key}) is missing")
-            arr = np.asarray(data[col], np.float64)
-            return (arr[:, None] if arr.ndim == 1 else arr)[:, spec.start : spec.end]
+        def sl(spec: KeySpec) -> np.ndarray:
+            if spec.column not in data:
+                raise KeyError(
+                    f"{self.meta.parquet_path(ep)}: column {spec.column!r} (for {spec.name}) is missing"
+                )
+            arr = np.asarray(data[spec.column], np.float64)
+            return (arr[:, None] if arr.ndim == 1 else arr)[:, spec.column_slice]
 
         lang = data.get(lang_col) if lang_col else None
         e = _Episode(
             index=ep,
             length=n,
             timestamps=ts,
-            state={k: sl("state", k) for k in self.state_keys},
-            action={k: sl("action", k) for k in self.action_keys},
+            state={s.key: sl(s) for s in lay.state},
+            action={s.key: sl(s) for s in lay.action},
             language=np.asarray(lang) if lang is not None else None,
         )
         self._episodes[ep] = e
@@ -199,7 +181,13 @@ class Gr00tDataset(Dataset):
         e = self._episode(ep)
         path, pts, _ = self._video_source(ep, key)
         ts = e.timestamps
-        offset = ts[0] - pts[0] if len(pts) else 0.0
+        first = 0
+        # LeRobot v3.0: episodes share one mp4; row timestamps restart at 0 and play at from_s + t.
+        span = self.meta.video_span(ep, self.meta.modality.video[key].original_key)
+        if span is not None:
+            ts = ts + span[0]
+            first = min(int(np.searchsorted(pts, span[0] - self.tolerance)), max(len(pts) - 1, 0))
+        offset = ts[0] - pts[first] if len(pts) else 0.0
         if self.align and abs(offset) > self.tolerance:
             ts = ts - offset
             if not self._aligned_logged:
@@ -215,6 +203,26 @@ class Gr00tDataset(Dataset):
         self._frame_maps[(ep, key)] = m
         return m
 
+    def _frames(self, ep: int, key: str, rows: np.ndarray) -> np.ndarray:
+        """Frames of `rows`; a file that fails to decode mid-run is named with its episode."""
+        try:
+            _, _, fetch = self._video_source(ep, key)
+            return np.asarray(fetch(self.frame_map(ep, key)[rows]))
+        except (FrameLookupError, DatasetError):
+            raise
+        except Exception as e:  # decoder errors differ by backend (PyAV, torchcodec, OSError)
+            path = self.meta.video_path(ep, self.meta.modality.video[key].original_key)
+            raise DatasetError(
+                error(
+                    "video.decode",
+                    self.meta.rel(path),
+                    f"episode {ep} video.{key}",
+                    f"cannot decode frames ({type(e).__name__}: {e})",
+                    f"re-encode or restore the file (python run.py mode=validate tools.dataset={self.meta.root} "
+                    "checks every video)",
+                )
+            ) from e
+
     # ------------------------------------------------------------------ samples
     def locate(self, index: int) -> tuple[int, int]:
         """Flat sample index -> (episode index, base row)."""
@@ -227,8 +235,7 @@ class Gr00tDataset(Dataset):
         obs = step_indices(base, self.obs_deltas)
         views = []
         for key in self.video_keys:
-            _, _, fetch = self._video_source(ep, key)
-            views.append(np.asarray(fetch(self.frame_map(ep, key)[clamp_indices(obs, e.length)])))
+            views.append(self._frames(ep, key, clamp_indices(obs, e.length)))
         shapes = {v.shape for v in views}
         if len(shapes) > 1:
             raise ValueError(
@@ -236,12 +243,11 @@ class Gr00tDataset(Dataset):
                 "set data.cache.height/width to store them at one size"
             )
         act = step_indices(base, self.action_deltas)
-        mod = self.meta.modality
         out: dict[str, Any] = {"video": np.stack(views, axis=1)}
-        for k in self.state_keys:
-            out[f"state.{k}"] = gather_padded(e.state[k], obs, mod.state[k].absolute)
-        for k in self.action_keys:
-            out[f"action.{k}"] = gather_padded(e.action[k], act, mod.action[k].absolute)
+        for s in self.layout.state:
+            out[s.name] = gather_padded(e.state[s.key], obs, s.absolute)
+        for s in self.layout.action:
+            out[s.name] = gather_padded(e.action[s.key], act, s.absolute)
         out["language"] = self._language(e, int(clamp_indices(obs, e.length)[0]))
         return out
 
@@ -256,22 +262,21 @@ class Gr00tDataset(Dataset):
     def finish(self, raw: dict, video: np.ndarray) -> dict:
         """Normalise + pack one raw sample whose video is already transformed."""
         assert self.normalizer is not None
-        state = self.normalizer.normalize_state({f"state.{k}": raw[f"state.{k}"] for k in self.state_keys})
-        action = self.normalizer.normalize_action(
-            {f"action.{k}": raw[f"action.{k}"] for k in self.action_keys}
-        )
-        emb = self.embodiment
+        lay = self.layout
+        state_keys, action_keys = lay.prefixed_keys("state"), lay.prefixed_keys("action")
+        state = self.normalizer.normalize_state({k: raw[k] for k in state_keys})
+        action = self.normalizer.normalize_action({k: raw[k] for k in action_keys})
         return pack_sample(
             video,
             state,
             action,
             raw["language"],
-            [f"state.{k}" for k in self.state_keys],
-            [f"action.{k}" for k in self.action_keys],
-            str(emb.embodiment_tag),
-            int(emb.max_state_dim),
-            int(emb.max_action_dim),
-            action_horizon=len(self.action_deltas),
+            state_keys,
+            action_keys,
+            lay.embodiment_tag,
+            lay.max_state_dim,
+            lay.max_action_dim,
+            action_horizon=lay.action_horizon,
         )
 
     def samples_at(

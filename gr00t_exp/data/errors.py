@@ -28,7 +28,13 @@ class Issue:
 class DatasetError(ValueError):
     """A dataset cannot be used as it is. `str(err)` names file, key and fix for every problem."""
 
-    def __init__(self, issues: list[Issue] | Issue):
+    def __init__(self, issues: list[Issue] | Issue | str):
+        if isinstance(issues, str):
+            # Re-raised from a DataLoader worker: torch rebuilds the exception from its formatted
+            # traceback; keep only the original message (after the last "DatasetError: ").
+            self.issues = []
+            super().__init__(issues.rpartition("DatasetError: ")[2] or issues)
+            return
         self.issues = [issues] if isinstance(issues, Issue) else list(issues)
         if len(self.issues) == 1:
             text = str(self.issues[0])

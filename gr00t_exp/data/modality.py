@@ -1,9 +1,9 @@
 """`meta/modality.json`: GR00T's slicing/renaming layer over LeRobot columns (pydantic schema + checks).
 
-Layout (gr00t_reference.md §3.1)::
+Layout (docs/upstream.md "Dataset layout")::
 
     {"state":  {"<key>": {"start": 0, "end": 7, "original_key"?, "absolute"?, "rotation_type"?,
-                           "dtype"?, "range"?}},
+                           "dtype"?, "range"?}},   # range: parsed, checked lo < hi, otherwise unused
      "action": {...same...},
      "video":  {"<name>": {"original_key": "observation.images.<name>"}},
      "annotation": {"<source.type>": {} | {"original_key": "<parquet column>"}}}
@@ -180,6 +180,26 @@ def feature_width(info: dict, column: str) -> Optional[int]:
     return None
 
 
+def feature_image_shape(info: dict, column: str) -> Optional[tuple[int, int, int]]:
+    """(height, width, channels) of a video/image feature in info.json (None if not declared).
+
+    LeRobot writes `names` [height, width, channel(s)]; some writers put the channels first.
+    """
+    feat = info.get("features", {}).get(column)
+    if not isinstance(feat, dict):
+        return None
+    shape = feat.get("shape")
+    if not isinstance(shape, list) or len(shape) != 3 or not all(isinstance(v, int) for v in shape):
+        return None
+    names = [str(n) for n in feat.get("names") or []] if isinstance(feat.get("names"), list) else []
+    if "height" in names and "width" in names:
+        rest = [i for i in range(3) if names[i] not in ("height", "width")]
+        return shape[names.index("height")], shape[names.index("width")], shape[rest[0]] if rest else 3
+    if names[:1] in (["channels"], ["channel"]):
+        return shape[1], shape[2], shape[0]
+    return shape[0], shape[1], shape[2]
+
+
 def check_modality(
     modality: Modality,
     info: dict,
@@ -194,152 +214,199 @@ def check_modality(
     video_exists: maps a video original_key to the list of missing file paths (empty = all present).
     """
     issues: list[Issue] = []
-    features = info.get("features", {})
     for group in ("state", "action"):
         specs: dict[str, SliceSpec] = getattr(modality, group)
         by_column: dict[str, list[tuple[str, SliceSpec]]] = {}
         for key, spec in specs.items():
-            col = modality.column(group, key)
-            by_column.setdefault(col, []).append((key, spec))
-            k = f"{group}.{key}"
-            if spec.rotation_type is not None and spec.width != ROTATION_WIDTHS[spec.rotation_type]:
-                issues.append(
-                    error(
-                        "modality.rotation_width",
-                        source,
-                        k,
-                        f"rotation_type {spec.rotation_type} needs {ROTATION_WIDTHS[spec.rotation_type]} dims "
-                        f"but the slice {spec.start}:{spec.end} has {spec.width}",
-                        "correct start/end or rotation_type",
-                    )
-                )
-            if spec.range is not None and spec.range[0] >= spec.range[1]:
-                issues.append(
-                    error(
-                        "modality.range",
-                        source,
-                        k,
-                        f"range {list(spec.range)} is empty",
-                        "use [lo, hi] with lo < hi",
-                    )
-                )
+            by_column.setdefault(modality.column(group, key), []).append((key, spec))
+            issues += _check_slice(group, key, spec, source)
         for col, entries in by_column.items():
-            if col not in features:
-                issues.append(
-                    error(
-                        "modality.column",
-                        source,
-                        ", ".join(f"{group}.{k}" for k, _ in entries),
-                        f"original_key {col!r} is not a feature in meta/info.json",
-                        f"set original_key to one of the info.json features ({', '.join(sorted(features))})",
-                    )
-                )
-                continue
-            if columns is not None and col not in columns:
-                issues.append(
-                    error(
-                        "modality.column",
-                        source,
-                        ", ".join(f"{group}.{k}" for k, _ in entries),
-                        f"column {col!r} is not in the episode parquet files",
-                        "point original_key at an existing parquet column",
-                    )
-                )
-            width = feature_width(info, col)
-            if width is None:
-                continue
-            covered = [False] * width
-            for key, spec in sorted(entries, key=lambda e: e[1].start):
-                k = f"{group}.{key}"
-                if spec.end > width:
-                    issues.append(
-                        error(
-                            "modality.out_of_range",
-                            source,
-                            k,
-                            f"slice {spec.start}:{spec.end} exceeds the width {width} of {col!r} "
-                            "declared in meta/info.json features",
-                            f"use indices within 0..{width} (is this the layout of another robot?)",
-                        )
-                    )
-                for d in range(spec.start, min(spec.end, width)):
-                    if covered[d]:
-                        others = [f"{group}.{o}" for o, s in entries if o != key and s.start <= d < s.end]
-                        issues.append(
-                            error(
-                                "modality.overlap",
-                                source,
-                                k,
-                                f"slice {spec.start}:{spec.end} overlaps {', '.join(others)} at dim {d}",
-                                "make the slices disjoint (end of one = start of the next)",
-                            )
-                        )
-                        break
-                for d in range(spec.start, min(spec.end, width)):
-                    covered[d] = True
-            missing = [d for d, c in enumerate(covered) if not c]
-            if missing:
-                issues.append(
-                    warning(
-                        "modality.uncovered",
-                        source,
-                        f"{group} ({col})",
-                        f"{len(missing)} of {width} dims are not covered by any key: {_ranges(missing)}",
-                        "ignore if these dims are unused; otherwise add a key covering them",
-                    )
-                )
+            issues += _check_column(group, col, entries, info, columns, source)
     for name, vspec in modality.video.items():
-        k = f"video.{name}"
-        feat = features.get(vspec.original_key)
-        if feat is None:
-            vids = [c for c, f in features.items() if isinstance(f, dict) and f.get("dtype") == "video"]
-            issues.append(
-                error(
-                    "modality.video_key",
-                    source,
-                    k,
-                    f"original_key {vspec.original_key!r} is not a feature in meta/info.json",
-                    f"use one of the video features: {', '.join(vids) or '(none declared)'}",
-                )
-            )
-            continue
-        if isinstance(feat, dict) and feat.get("dtype") not in ("video", "image"):
-            issues.append(
-                error(
-                    "modality.video_key",
-                    source,
-                    k,
-                    f"feature {vspec.original_key!r} has dtype {feat.get('dtype')!r}, not 'video'",
-                    "point original_key at a video feature",
-                )
-            )
-            continue
-        if video_exists is not None:
-            missing_files = video_exists(vspec.original_key)
-            if missing_files:
-                shown = ", ".join(missing_files[:3]) + (" ..." if len(missing_files) > 3 else "")
-                issues.append(
-                    error(
-                        "modality.video_files",
-                        source,
-                        k,
-                        f"{len(missing_files)} video file(s) missing: {shown}",
-                        "restore the mp4 files (or remove the episodes / the video key)",
-                    )
-                )
+        issues += _check_video(name, vspec, info, video_exists, source)
     if columns is not None:
-        for name in modality.annotation:
-            col = modality.column("annotation", name)
-            if col not in columns:
-                issues.append(
-                    error(
-                        "modality.annotation",
-                        source,
-                        f"annotation.{name}",
-                        f"column {col!r} is not in the episode parquet files",
-                        f"set original_key to one of the parquet columns ({', '.join(c for c in columns if 'annotation' in c or c == 'task_index')})",
-                    )
+        issues += _check_annotations(modality, columns, source)
+    return issues
+
+
+def _check_slice(group: str, key: str, spec: SliceSpec, source: str) -> list[Issue]:
+    """One key on its own: rotation width, range."""
+    issues: list[Issue] = []
+    k = f"{group}.{key}"
+    if spec.rotation_type is not None:
+        need = ROTATION_WIDTHS[spec.rotation_type]
+        if spec.width % need:
+            issues.append(
+                error(
+                    "modality.rotation_width",
+                    source,
+                    k,
+                    f"rotation_type {spec.rotation_type} needs {need} dims (or a multiple, for stacked "
+                    f"rotations) but the slice {spec.start}:{spec.end} has {spec.width}",
+                    "correct start/end or rotation_type",
                 )
+            )
+        elif spec.width != need:
+            # Upstream accepts this (e.g. an 18-D rotation_6d = three 6-D rotations); a target
+            # rotation conversion of such a key would treat it as one rotation.
+            issues.append(
+                warning(
+                    "modality.rotation_stacked",
+                    source,
+                    k,
+                    f"{spec.width} dims = {spec.width // need} stacked {spec.rotation_type} rotations of {need}",
+                    "fine as a plain vector; do not list this key in *_target_rotations (one rotation per key)",
+                )
+            )
+    if spec.range is not None and spec.range[0] >= spec.range[1]:
+        issues.append(
+            error(
+                "modality.range", source, k, f"range {list(spec.range)} is empty", "use [lo, hi] with lo < hi"
+            )
+        )
+    return issues
+
+
+def _check_column(
+    group: str,
+    col: str,
+    entries: list[tuple[str, SliceSpec]],
+    info: dict,
+    columns: Optional[list[str]],
+    source: str,
+) -> list[Issue]:
+    """The keys slicing one column: the column exists, slices fit its width, overlaps, coverage."""
+    features = info.get("features", {})
+    keys = ", ".join(f"{group}.{k}" for k, _ in entries)
+    if col not in features:
+        return [
+            error(
+                "modality.column",
+                source,
+                keys,
+                f"original_key {col!r} is not a feature in meta/info.json",
+                f"set original_key to one of the info.json features ({', '.join(sorted(features))})",
+            )
+        ]
+    issues: list[Issue] = []
+    if columns is not None and col not in columns:
+        issues.append(
+            error(
+                "modality.column",
+                source,
+                keys,
+                f"column {col!r} is not in the episode parquet files",
+                "point original_key at an existing parquet column",
+            )
+        )
+    width = feature_width(info, col)
+    if width is None:
+        return issues
+    covered = [False] * width
+    for key, spec in sorted(entries, key=lambda e: e[1].start):
+        k = f"{group}.{key}"
+        if spec.end > width:
+            issues.append(
+                error(
+                    "modality.out_of_range",
+                    source,
+                    k,
+                    f"slice {spec.start}:{spec.end} exceeds the width {width} of {col!r} "
+                    "declared in meta/info.json features",
+                    f"use indices within 0..{width} (is this the layout of another robot?)",
+                )
+            )
+        overlap = next((d for d in range(spec.start, min(spec.end, width)) if covered[d]), None)
+        if overlap is not None:
+            others = [f"{group}.{o}" for o, s in entries if o != key and s.start <= overlap < s.end]
+            # Upstream allows this (its N1.6 arx layout reads an end-effector key over joint dims):
+            # both keys are fed, so the model sees those dims twice.
+            issues.append(
+                warning(
+                    "modality.overlap",
+                    source,
+                    k,
+                    f"slice {spec.start}:{spec.end} overlaps {', '.join(others)} at dim {overlap}",
+                    "fine if intended (two views of the same dims); otherwise make the slices disjoint",
+                )
+            )
+        for d in range(spec.start, min(spec.end, width)):
+            covered[d] = True
+    missing = [d for d, c in enumerate(covered) if not c]
+    if missing:
+        issues.append(
+            warning(
+                "modality.uncovered",
+                source,
+                f"{group} ({col})",
+                f"{len(missing)} of {width} dims are not covered by any key: {_ranges(missing)}",
+                "ignore if these dims are unused; otherwise add a key covering them",
+            )
+        )
+    return issues
+
+
+def _check_video(
+    name: str,
+    vspec: VideoSpec,
+    info: dict,
+    video_exists: Optional[Callable[[str], list[str]]],
+    source: str,
+) -> list[Issue]:
+    features = info.get("features", {})
+    k = f"video.{name}"
+    feat = features.get(vspec.original_key)
+    if feat is None:
+        vids = [c for c, f in features.items() if isinstance(f, dict) and f.get("dtype") == "video"]
+        return [
+            error(
+                "modality.video_key",
+                source,
+                k,
+                f"original_key {vspec.original_key!r} is not a feature in meta/info.json",
+                f"use one of the video features: {', '.join(vids) or '(none declared)'}",
+            )
+        ]
+    if isinstance(feat, dict) and feat.get("dtype") not in ("video", "image"):
+        return [
+            error(
+                "modality.video_key",
+                source,
+                k,
+                f"feature {vspec.original_key!r} has dtype {feat.get('dtype')!r}, not 'video'",
+                "point original_key at a video feature",
+            )
+        ]
+    missing_files = video_exists(vspec.original_key) if video_exists is not None else []
+    if not missing_files:
+        return []
+    shown = ", ".join(missing_files[:3]) + (" ..." if len(missing_files) > 3 else "")
+    return [
+        error(
+            "modality.video_files",
+            source,
+            k,
+            f"{len(missing_files)} video file(s) missing: {shown}",
+            "restore the mp4 files (or remove the episodes / the video key)",
+        )
+    ]
+
+
+def _check_annotations(modality: Modality, columns: list[str], source: str) -> list[Issue]:
+    issues: list[Issue] = []
+    candidates = ", ".join(c for c in columns if "annotation" in c or c == "task_index")
+    for name in modality.annotation:
+        col = modality.column("annotation", name)
+        if col not in columns:
+            issues.append(
+                error(
+                    "modality.annotation",
+                    source,
+                    f"annotation.{name}",
+                    f"column {col!r} is not in the episode parquet files",
+                    f"set original_key to one of the parquet columns ({candidates})",
+                )
+            )
     return issues
 
 

@@ -1,4 +1,4 @@
-"""Per-step sampling indices and episode-boundary padding (N1.5 semantics, gr00t_reference.md §3.3).
+"""Per-step sampling indices and episode-boundary padding (N1.5 semantics, docs/upstream.md "Sampling").
 
 For a sample at row `base` of an episode of length L, a key with `delta_indices` d reads rows
 base + d. Out-of-range rows are handled per modality:

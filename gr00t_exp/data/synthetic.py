@@ -22,16 +22,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
-import tempfile
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Optional
 
-import av
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from gr00t_exp.data.writer import LeRobotWriter, build_features, default_names, staged_dir
 
 log = logging.getLogger(__name__)
 
@@ -117,31 +114,6 @@ def _draw(height: int, width: int, bx: float, by: float, cam: int) -> np.ndarray
     return img
 
 
-def encode_mp4(path: Path, frames: np.ndarray, fps: int, gop: int = 30, crf: int = 18) -> None:
-    """H.264 (libx264) yuv420p mp4 with key frames every `gop` frames and B-frames (a real GOP)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps))
-        stream.height, stream.width = frames.shape[1], frames.shape[2]
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.gop_size = gop
-        stream.options = {
-            "crf": str(crf),
-            "preset": "veryfast",
-            "bf": "2",
-            "g": str(gop),
-            "keyint_min": str(gop),
-        }
-        for i, f in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(f, format="rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, fps)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
 def _params(
     embodiment: Any,
     episodes: int,
@@ -205,17 +177,9 @@ def write_synthetic_dataset(
             f"{out} exists and is not a synthetic dataset written by gr00t_exp ({MANIFEST} missing); "
             "choose another data.synthetic.out_dir or remove the folder"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_dir(out, replace=True) as tmp:  # an older synthetic dataset is swapped out at the end
         _write(tmp, params)
         (tmp / MANIFEST).write_text(json.dumps({"digest": digest, "params": params}, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("wrote synthetic dataset %s (%d episodes)", out, episodes)
     return out
 
@@ -239,9 +203,21 @@ def _write(root: Path, p: dict) -> None:
     task_index = {t: i for i, t in enumerate(task_texts)}
     # state space dimensions that actually follow the task (the action columns keyed like the state)
     proj = {col: proj_rng.uniform(-1, 1, size=(w, 2)) for col, w in state_cols.items()}
+    features = build_features(
+        videos={key: (height, width) for key in sorted(videos.values())},
+        vectors={col: default_names(col, w) for col, w in {**state_cols, **action_cols}.items()},
+        fps=fps,
+        scalars={
+            "next.reward": "float32",
+            "next.done": "bool",
+            **{col: "int64" for col in sorted(set(ann_cols.values()))},
+        },
+    )
+    writer = LeRobotWriter(root, fps=fps, robot_type=str(p["embodiment"]), features=features, modality=layout)
+    for text in task_texts:  # every task text is listed, in this order, used or not
+        writer.task_index(text)
 
-    ep_rows, total = [], 0
-    ep_stats_rows = []
+    total = 0
     for ep in range(p["episodes"]):
         length = int(rng.integers(p["min_length"], p["max_length"] + 1))
         task = TASKS[ep % len(TASKS)]
@@ -292,100 +268,14 @@ def _write(root: Path, p: dict) -> None:
         done[-1] = True
         cols["next.reward"] = pa.array(done.astype(np.float32))
         cols["next.done"] = pa.array(done)
-        table = pa.table(cols)
-        path = root / f"data/chunk-{ep // 1000:03d}/episode_{ep:06d}.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, path)
-        for cam, (_, key) in enumerate(sorted(videos.items())):
-            frames = np.stack([_draw(height, width, bx, by, cam) for _ in range(length)])
-            encode_mp4(root / f"videos/chunk-{ep // 1000:03d}/{key}/episode_{ep:06d}.mp4", frames, fps)
+        frames = {
+            key: np.stack([_draw(height, width, bx, by, cam) for _ in range(length)])
+            for cam, (_, key) in enumerate(sorted(videos.items()))
+        }
         tasks = [task] + ([VALID_TASK] if VALID_TASK in task_index else [])
-        ep_rows.append({"episode_index": ep, "tasks": tasks, "length": length})
-        ep_stats_rows.append({"episode_index": ep, "stats": _episode_stats(table)})
+        writer.add_episode(pa.table(cols), tasks, videos=frames)
         total += length
-
-    features: dict[str, Any] = {}
-    for key in sorted(videos.values()):
-        features[key] = {
-            "dtype": "video",
-            "shape": [height, width, 3],
-            "names": ["height", "width", "channel"],
-            "info": {
-                "video.height": height,
-                "video.width": width,
-                "video.codec": "h264",
-                "video.pix_fmt": "yuv420p",
-                "video.is_depth_map": False,
-                "video.fps": fps,
-                "video.channels": 3,
-                "has_audio": False,
-            },
-        }
-    for col, w in {**state_cols, **action_cols}.items():
-        features[col] = {
-            "dtype": "float32",
-            "shape": [w],
-            "names": [f"{col.split('.')[-1]}_{i}" for i in range(w)],
-        }
-    for col, dt in (
-        ("timestamp", "float32"),
-        ("frame_index", "int64"),
-        ("episode_index", "int64"),
-        ("index", "int64"),
-        ("task_index", "int64"),
-        ("next.reward", "float32"),
-        ("next.done", "bool"),
-    ):
-        features[col] = {"dtype": dt, "shape": [1], "names": None}
-    for col in sorted(set(ann_cols.values())):
-        features.setdefault(col, {"dtype": "int64", "shape": [1], "names": None})
-    n = p["episodes"]
-    info = {
-        "codebase_version": "v2.1",
-        "robot_type": str(p["embodiment"]),
-        "total_episodes": n,
-        "total_frames": total,
-        "total_tasks": len(task_texts),
-        "total_videos": n * len(videos),
-        "total_chunks": (n - 1) // 1000 + 1,
-        "chunks_size": 1000,
-        "fps": fps,
-        "splits": {"train": f"0:{n}"},
-        "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
-        "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4",
-        "features": features,
-    }
-    meta = root / "meta"
-    meta.mkdir(parents=True, exist_ok=True)
-    (meta / "info.json").write_text(json.dumps(info, indent=4))
-    (meta / "modality.json").write_text(json.dumps(layout, indent=4))
-    (meta / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ep_rows))
-    (meta / "tasks.jsonl").write_text(
-        "".join(json.dumps({"task_index": i, "task": t}) + "\n" for i, t in enumerate(task_texts))
-    )
-    (meta / "episodes_stats.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ep_stats_rows))
-    from gr00t_exp.data.meta import load_meta
-    from gr00t_exp.data.stats import atomic_write_json, compute_stats
-
-    atomic_write_json(meta / "stats.json", compute_stats(load_meta(root)))
-
-
-def _episode_stats(table: pa.Table) -> dict:
-    """LeRobot v2.1 episodes_stats entry: per numeric column min/max/mean/std/count."""
-    from gr00t_exp.data.meta import table_to_numpy
-
-    out = {}
-    for name, arr in table_to_numpy(table).items():
-        x = np.asarray(arr, dtype=np.float64)
-        x = x[:, None] if x.ndim == 1 else x
-        out[name] = {
-            "min": x.min(0).tolist(),
-            "max": x.max(0).tolist(),
-            "mean": x.mean(0).tolist(),
-            "std": x.std(0).tolist(),
-            "count": [len(x)],
-        }
-    return out
+    writer.finish()
 
 
 def synthetic_from_cfg(cfg: Any, embodiment: Optional[Any] = None) -> Path:

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+# The object-oriented API with an Agg canvas: no pyplot, no global backend change (notebooks).
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
 
 def plot_episode(
     gt: np.ndarray,
@@ -16,10 +20,6 @@ def plot_episode(
     title: str = "",
     baseline: np.ndarray | None = None,
 ) -> Path:
-    # The object-oriented API with an Agg canvas: no pyplot, no global backend change (notebooks).
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     d = gt.shape[1]
     ncols = min(4, d)
     nrows = int(np.ceil(d / ncols))

@@ -9,6 +9,8 @@
 Two graphs rather than upstream's seven: the loop inside one graph lets TensorRT / onnxruntime
 fuse across steps, and the split at backbone_features is where a server caches nothing anyway.
 Batch, sequence length and image count are dynamic axes.
+
+onnxruntime is imported where the export is verified: it is the optional `deploy` extra.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.export import Dim
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +111,6 @@ def export_onnx(
     :param sample: a model batch (eagle_* keys, state, embodiment_id) used to trace and to verify.
     :return: the manifest (also written to out_dir/manifest.json).
     """
-    from torch.export import Dim
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = model.eval().float().cpu()

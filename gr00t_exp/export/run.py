@@ -20,14 +20,16 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from gr00t_exp.export.onnx_export import export_onnx
+from gr00t_exp.model import build_model, load_pretrained, save_pretrained
+from gr00t_exp.model.processor import Gr00tProcessor
+from gr00t_exp.model.tuning import has_lora, merge_lora
+
 log = logging.getLogger(__name__)
 
 
 def load_model(cfg: DictConfig):
     """The model to export: from export.checkpoint, or built from cfg.model."""
-    from gr00t_exp.model import build_model, load_pretrained
-    from gr00t_exp.model.tuning import has_lora, merge_lora
-
     if cfg.export.checkpoint:
         model = load_pretrained(str(cfg.export.checkpoint), dtype=torch.float32)
     else:
@@ -40,8 +42,6 @@ def load_model(cfg: DictConfig):
 
 def sample_batch(model, num_views: int = 1, batch_size: int = 1, seed: int = 0) -> dict[str, torch.Tensor]:
     """A processor-made batch of random 224x224 images and a short instruction (for tracing)."""
-    from gr00t_exp.model.processor import Gr00tProcessor
-
     rng = np.random.default_rng(seed)
     proc = Gr00tProcessor.from_pretrained()
     images = [
@@ -80,13 +80,9 @@ def run(cfg: DictConfig) -> int:
         print(f"error: export.checkpoint: {e}. Pass a hub-layout directory such as <run>/export/last.")
         return 2
     if exp.format == "hub":
-        from gr00t_exp.model import save_pretrained
-
         path = save_pretrained(model, out, dtype=exp.dtype)
         print(f"exported hub checkpoint ({exp.dtype or 'same dtype'}) -> {path}")
         return 0
-
-    from gr00t_exp.export.onnx_export import export_onnx
 
     batch = sample_batch(model, num_views=exp.num_views)
     manifest = export_onnx(

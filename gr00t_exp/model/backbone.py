@@ -87,6 +87,9 @@ class LanguageModel(nn.Module):
         pos = lm.rotary_emb(inputs_embeds, position_ids)
         h = inputs_embeds
         for layer in lm.layers:
+            # Layers may differ in dtype (N1.6 as released: bf16 layers, fp32 top layers); a no-op
+            # when they all share one dtype (N1.5).
+            h = h.to(layer.input_layernorm.weight.dtype)
             h = layer(
                 h,
                 attention_mask=mask,
@@ -95,7 +98,7 @@ class LanguageModel(nn.Module):
                 query_row_mask=row_mask,
                 padded_rows="zero" if zero_padded_rows else "uniform",
             )
-        return lm.norm(h)
+        return lm.norm(h.to(lm.norm.weight.dtype))
 
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         for layer in self.model.layers:
@@ -110,6 +113,28 @@ def _all_ones(mask: Tensor) -> bool:
     if torch.compiler.is_compiling():
         return False
     return bool(mask.all())
+
+
+def scatter_image_features(
+    emb: Tensor, input_ids: Tensor, vit_embeds: Tensor, image_token_index: int, layout: str
+) -> Tensor:
+    """`emb` (B, L, D) with the `<IMG_CONTEXT>` rows replaced, in order, by the image feature rows
+    (`vit_embeds` (..., D), flattened; images in order). `layout` describes them in the error.
+
+    Static-shape gather (no boolean indexing): position p takes image row cumsum(is_img)[p] - 1.
+    """
+    is_img = input_ids == image_token_index
+    flat = vit_embeds.reshape(-1, vit_embeds.shape[-1]).to(emb.dtype)
+    if not torch.compiler.is_compiling():
+        n_tok, n_feat = int(is_img.sum()), flat.shape[0]
+        if n_tok != n_feat:
+            raise ValueError(
+                f"eagle_input_ids hold {n_tok} <IMG_CONTEXT> tokens (id {image_token_index}) but "
+                f"eagle_pixel_values give {n_feat} image feature rows ({layout}): the processor output and "
+                "the images do not match"
+            )
+    idx = (is_img.reshape(-1).long().cumsum(0) - 1).clamp_min(0).view_as(input_ids)
+    return torch.where(is_img[..., None], flat[idx], emb)
 
 
 class EagleModel(nn.Module):
@@ -130,24 +155,15 @@ class EagleModel(nn.Module):
         return self.mlp1(self.vision_model(pixel_values))
 
     def input_embeddings(self, input_ids: Tensor, vit_embeds: Tensor) -> Tensor:
-        """Token embeddings with the `<IMG_CONTEXT>` rows replaced, in order, by the image features.
-
-        Static-shape gather (no boolean indexing): position p takes image row cumsum(is_img)[p] - 1.
-        """
+        """Token embeddings with the `<IMG_CONTEXT>` rows replaced, in order, by the image features."""
         emb = self.language_model.embed(input_ids)
-        is_img = input_ids == self.image_token_index
-        flat = vit_embeds.reshape(-1, vit_embeds.shape[-1]).to(emb.dtype)
-        if not torch.compiler.is_compiling():
-            n_tok, n_feat = int(is_img.sum()), flat.shape[0]
-            if n_tok != n_feat:
-                raise ValueError(
-                    f"eagle_input_ids hold {n_tok} <IMG_CONTEXT> tokens (id {self.image_token_index}) but "
-                    f"eagle_pixel_values give {n_feat} image feature rows "
-                    f"({vit_embeds.shape[0]} images x {vit_embeds.shape[1]}): the processor output and the "
-                    "images do not match"
-                )
-        idx = (is_img.reshape(-1).long().cumsum(0) - 1).clamp_min(0).view_as(input_ids)
-        return torch.where(is_img[..., None], flat[idx], emb)
+        return scatter_image_features(
+            emb,
+            input_ids,
+            vit_embeds,
+            self.image_token_index,
+            f"{vit_embeds.shape[0]} images x {vit_embeds.shape[1]}",
+        )
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor | None, pixel_values: Tensor, zero_padded_rows: bool

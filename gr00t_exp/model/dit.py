@@ -2,8 +2,9 @@
 
 Parameter names follow the N1.5 checkpoint (diffusers-style): `transformer_blocks.N.{norm1, attn1.
 {to_q, to_k, to_v, to_out.0}, norm3, ff.net.0.proj, ff.net.2}`, `timestep_encoder.timestep_embedder.
-{linear_1, linear_2}`, `proj_out_1`, `proj_out_2`. Attention is `F.scaled_dot_product_attention`
-without masks (N1.5 never masks the VL tokens or the action tokens).
+{linear_1, linear_2}`, `proj_out_1`, `proj_out_2`. Attention is `F.scaled_dot_product_attention`;
+N1.5 never masks (no mask argument reaches SDPA), N1.6 passes a boolean key mask per cross-attention
+block (`DiT.forward(..., cross_masks=...)`: text-only / image-only VL tokens, padding excluded).
 
 Speed: the keys/values of the VL tokens in the cross-attention blocks depend only on the VL
 features, so `DiT.cross_kv` computes them once and every denoising step reuses them.
@@ -42,10 +43,13 @@ class Attention(nn.Module):
         """Keys and values of `context`, split into heads: (B, H, S, Dh) each."""
         return self._split(self.to_k(context)), self._split(self.to_v(context))
 
-    def forward(self, x: Tensor, context: Tensor | None = None, kv: KV | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, context: Tensor | None = None, kv: KV | None = None, mask: Tensor | None = None
+    ) -> Tensor:
+        """`mask`: boolean (B, 1, 1, S) key mask, True = attend (None = every key, N1.5)."""
         q = self._split(self.to_q(x))
         k, v = kv if kv is not None else self.kv(x if context is None else context)
-        out = F.scaled_dot_product_attention(q, k, v)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         out = self.to_out[0](out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
         return self.to_out[1](out) if self.training else out
 
@@ -125,10 +129,17 @@ class TransformerBlock(nn.Module):
         self.ff = FeedForward(dim, dropout, final_dropout)
         self.final_dropout = nn.Dropout(dropout) if final_dropout else nn.Identity()
 
-    def forward(self, x: Tensor, modulation: Tensor | None = None, kv: KV | None = None) -> Tensor:
-        """`modulation`: this block's AdaLN (scale | shift) from `norm1.modulation` (DiT only)."""
+    def forward(
+        self,
+        x: Tensor,
+        modulation: Tensor | None = None,
+        kv: KV | None = None,
+        mask: Tensor | None = None,
+    ) -> Tensor:
+        """`modulation`: this block's AdaLN (scale | shift) from `norm1.modulation` (DiT only);
+        `mask`: key mask of a cross-attention block (N1.6), see `Attention.forward`."""
         h = self.norm1(x, modulation) if self.ada_norm else self.norm1(x)
-        attn = self.attn1(h, kv=kv)
+        attn = self.attn1(h, kv=kv, mask=mask)
         x = x + (self.final_dropout(attn) if self.training else attn)
         return x + self.ff(self.norm3(x))
 
@@ -253,19 +264,23 @@ class DiT(nn.Module):
         cross_kv: list[KV | None],
         num_out_tokens: int | None = None,
         modulation: list[Tensor] | None = None,
+        cross_masks: list[Tensor | None] | None = None,
     ) -> Tensor:
         """x (B, N, dim) tokens, timesteps (B,) integer buckets -> (B, num_out_tokens or N, output_dim).
 
         `modulation`: precomputed `time_modulation(timesteps)` (then `timesteps` is not used).
+        `cross_masks`: per block, a boolean (B, 1, 1, S) key mask or None (N1.6's alternating
+        text / image cross-attention); None = no mask anywhere (N1.5).
         `num_out_tokens` keeps only the last rows for the (per-token) output projection: GR00T only
         decodes the last `action_horizon` tokens.
         """
         mods = modulation if modulation is not None else self.time_modulation(timesteps)
-        for block, mod, kv in zip(self.transformer_blocks, mods[:-1], cross_kv, strict=True):
+        masks = cross_masks if cross_masks is not None else [None] * len(self.transformer_blocks)
+        for block, mod, kv, mask in zip(self.transformer_blocks, mods[:-1], cross_kv, masks, strict=True):
             if self.gradient_checkpointing and self.training:
-                x = checkpoint(block, x, mod, kv, use_reentrant=False)
+                x = checkpoint(block, x, mod, kv, mask, use_reentrant=False)
             else:
-                x = block(x, mod, kv)
+                x = block(x, mod, kv, mask)
         if num_out_tokens is not None:
             x = x[:, -num_out_tokens:]
         shift, scale = mods[-1].chunk(2, dim=1)

@@ -1,7 +1,7 @@
 """GR00T N1.5 input processor: images + instruction -> `eagle_*` model inputs.
 
-Reproduces the reference Eagle-2.5 processor as GR00T N1.5 uses it (see
-/work/shared/refdata/gr00t_n15/processor/README.md), on native pieces: the Qwen3 BPE tokenizer
+Reproduces the reference Eagle-2.5 processor as GR00T N1.5 uses it (tests/model/test_processor.py
+checks it against that processor's recorded outputs), on native pieces: the Qwen3 BPE tokenizer
 built by transformers' `Qwen2TokenizerFast` from the shipped `vocab.json` / `merges.txt` (no remote
 code, no network) and torch for the image arithmetic.
 

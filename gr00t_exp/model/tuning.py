@@ -1,6 +1,6 @@
 """Which parameters of GR00T N1.5 train: tune_* flags, LoRA (peft), gradient checkpointing, summary.
 
-Upstream semantics (gr00t_reference.md §1.4), on parameter names equal to the checkpoint keys:
+Upstream semantics (docs/upstream.md "N1.5 trainable flags"), on parameter names equal to the checkpoint keys:
 
 | flag (False ->)        | frozen                                                                  |
 | ---------------------- | ----------------------------------------------------------------------- |

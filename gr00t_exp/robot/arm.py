@@ -1,7 +1,8 @@
 """Arms (and waist) through `rt/arm_sdk` (or `rt/lowcmd` in debug mode).
 
-`ArmIO` reads the measured pose from `rt/lowstate`, checks `mode_machine` against the configured
-robot model, and publishes one LowCmd_ per call with the blend weight in `motor_cmd[29].q`
+`ArmIO` reads the measured pose from `rt/lowstate` (refusing, and counting, states whose CRC does
+not match: a corrupt state must not become a measured pose), checks `mode_machine` against the
+configured robot model, and publishes one LowCmd_ per call with the blend weight in `motor_cmd[29].q`
 (sealed with the CRC right before writing). Ramping the weight is the control loop's job (it owns
 the clock); `weight_ramp` gives the schedule.
 """
@@ -15,7 +16,7 @@ from typing import Optional
 import numpy as np
 
 from gr00t_exp.robot.config import jattr
-from gr00t_exp.robot.dds.crc import seal_lowcmd
+from gr00t_exp.robot.dds.crc import lowstate_crc, seal_lowcmd
 from gr00t_exp.robot.dds.msgs_hg import ARM_SDK_WEIGHT_INDEX, LowCmd_, LowState_
 
 MODE_MACHINE_MODELS = {
@@ -60,6 +61,7 @@ class ArmIO:
         names: Sequence[str],
         topic: str = "rt/arm_sdk",
         dry_run: bool = False,
+        verify_crc: bool = True,
     ):
         if topic not in ("rt/arm_sdk", "rt/lowcmd"):
             raise ValueError(
@@ -86,13 +88,22 @@ class ArmIO:
         self._cmd = LowCmd_()
         self.sent = 0
         self.last_cmd: Optional[LowCmd_] = None
+        self.verify_crc = verify_crc
+        self.crc_errors = 0  # rt/lowstate samples refused for a CRC mismatch
+        self.states = 0  # rt/lowstate samples accepted
 
     # -- state -----------------------------------------------------------------------------
     def poll(self) -> Optional[LowState_]:
-        """Newest lowstate since the last poll (None if nothing new)."""
+        """Newest valid lowstate since the last poll (None if nothing new, or it failed its CRC)."""
         s = self.sub.latest()
-        if s is not None:
-            self.last_state, self.t_state = s, time.monotonic()
+        if s is None:
+            return None
+        if self.verify_crc and s.crc != lowstate_crc(s):
+            # Treated as not received: the staleness watchdog holds, then stops, if it persists.
+            self.crc_errors += 1
+            return None
+        self.states += 1
+        self.last_state, self.t_state = s, time.monotonic()
         return s
 
     def wait_state(self, timeout_s: float) -> LowState_:
@@ -102,6 +113,12 @@ class ArmIO:
             if s is not None:
                 return s
             time.sleep(0.002)
+        if self.crc_errors:
+            raise TimeoutError(
+                f"no valid rt/lowstate within {timeout_s:.1f} s: {self.crc_errors} samples failed the CRC "
+                "check (another publisher with other message types on the domain, or a corrupting link?); "
+                "deploy.robot.safety.verify_lowstate_crc=false turns the check off"
+            )
         raise TimeoutError(
             f"no rt/lowstate within {timeout_s:.1f} s: is the robot on, the DDS domain "
             "(deploy.robot.dds.domain_id, 0 on the robot) and interface (deploy.robot.dds.interface) right?"

@@ -5,6 +5,9 @@ side in one JPEG per message on one port) and with one-PUB-per-camera clients (l
 camera i on bind port + i). Frames stay BGR as OpenCV captures them; JPEG stores colour, and the
 client's `decode_jpeg_rgb` returns RGB. Sockets drop frames rather than queue (SNDHWM 1).
 `SyntheticSource` (device "synthetic") makes the server testable without cameras.
+
+OpenCV (cv2) is imported inside the functions that capture or encode: it is an optional
+dependency, and the synthetic source and the tests run without it.
 """
 
 from __future__ import annotations
@@ -12,10 +15,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import zmq
+
+from gr00t_exp.robot.config import CameraServerConfig, robot_config
+from gr00t_exp.robot.safety import StopSignal
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +101,7 @@ def _bind_with_port(bind: str, offset: int) -> str:
 
 
 class CameraServer:
-    def __init__(self, cfg, sources: Optional[list] = None):
+    def __init__(self, cfg: CameraServerConfig, sources: Optional[list] = None):
         if cfg.layout not in ("stitched", "per_port"):
             raise ValueError(f"deploy.robot.camera_server.layout={cfg.layout!r}: use stitched or per_port")
         self.cfg = cfg
@@ -179,17 +185,13 @@ class CameraServer:
             src.release()
 
 
-def run(cfg) -> int:
+def run(cfg: Any) -> int:
     """Entry point of `python run.py mode=camera_server` (config: deploy.robot.camera_server)."""
-    from gr00t_exp.robot.runner import robot_config
-
     sc = robot_config(cfg).camera_server
     server = CameraServer(sc)
     log.info(
         "camera server: %s on %s, %d camera(s), %.0f fps", sc.layout, sc.bind, len(server.sources), sc.fps
     )
-    from gr00t_exp.robot.safety import StopSignal
-
     with StopSignal() as stop:
         t = server.start_thread()
         while t.is_alive() and not stop.event.is_set():

@@ -2,14 +2,16 @@
 
 Defaults describe a 29-DoF G1 (mode_machine 5) with Inspire DFX hands and the legacy stitched
 camera server on PC2; conf/deploy/g1_inspire.yaml spells them out. Joint limits are the URDF values
-of unitree_g1_reference.md §3.1, one entry per joint (left and right shoulder roll are *not*
+of docs/g1_interfaces.md (joint table), one entry per joint (left and right shoulder roll are *not*
 mirrors of each other); `safety.limit_margin` pulls them inward.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
+
+from omegaconf import OmegaConf
 
 
 @dataclass
@@ -180,10 +182,14 @@ class SafetyConfig:
     limit_margin: float = 0.05  # rad pulled in from each URDF limit
     max_velocity: float = 1.5  # rad/s per joint, policy execution (teleop uses far more)
     max_acceleration: float = 10.0  # rad/s^2 per joint
-    max_tracking_error: float = 0.5  # rad |command - measured| before freezing
+    max_tracking_error: float = 0.5  # rad |command - measured| on any joint ...
+    tracking_error_s: float = 0.3  # ... for longer than this -> the robot does not follow: stop
     lowstate_stale_s: float = 0.1  # hold when rt/lowstate is older than this ...
     lowstate_abort_s: float = 1.0  # ... and stop (ramp down) when older than this
-    policy_timeout_s: float = 3.0  # no new chunk for this long after the last ran out -> stop
+    verify_lowstate_crc: bool = True  # refuse (count, treat as missing) rt/lowstate with a bad CRC
+    # A policy request outstanding this long, or no chunk this long after the last ran out -> stop
+    # (checked by the command loop; deploy.policy.timeout_ms must not exceed it).
+    policy_timeout_s: float = 3.0
     max_policy_errors: int = 5  # consecutive failed/invalid policy replies -> stop
     max_episode_s: float = 120.0
     confirm: bool = True  # ask the operator before the first motion
@@ -194,8 +200,9 @@ class SafetyConfig:
 @dataclass
 class ControlConfig:
     command_hz: float = 250.0
-    fps: Optional[float] = None  # action waypoint rate; null = the dataset's fps (recording) or 30
-    action_horizon: int = 16
+    # Action waypoint rate = the training dataset's fps; null = read from the dataset's
+    # meta/info.json (data.sources[0]; gr00t_exp/robot/runner.py:control_fps).
+    fps: Optional[float] = None
     execute_steps: int = 8  # request the next chunk after this many steps at the latest ...
     latency_margin_s: float = 0.03  # ... or earlier, so it lands this long before the chunk runs out
     blend_s: float = 0.1  # cross-fade from the old chunk to the new one
@@ -259,3 +266,15 @@ class CameraServerConfig:
         ]
     )
     max_frames: Optional[int] = None  # stop after this many (tests)
+
+
+def robot_config(cfg: Any) -> RobotConfig:
+    """The typed RobotConfig of a run config (its deploy.robot), of a deploy.robot node, or `cfg`
+    itself when it already is one; shared by mode=robot and mode=camera_server."""
+    node = cfg.deploy.robot if hasattr(cfg, "deploy") else cfg
+    if isinstance(node, RobotConfig):
+        return node
+    # Resolve interpolations (${paths.output_dir}) against the whole run config first.
+    plain = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    merged = OmegaConf.merge(OmegaConf.structured(RobotConfig), plain)
+    return OmegaConf.to_object(merged)

@@ -4,7 +4,11 @@ Command thread (deploy.robot.control.command_hz, 250 Hz): reads the newest rt/lo
 the chunk trajectory at the current time, runs it through the safety filter, publishes the arm
 command (and the hands at their own rate), and owns the phases: ramp the arm_sdk weight 0 -> 1
 holding the measured pose, run, ramp 1 -> 0 holding the last command. Every abnormal condition
-ends in that ramp-down; nothing ever sets the weight abruptly.
+ends in that ramp-down; nothing ever sets the weight abruptly. The command thread also runs every
+watchdog that must not depend on another thread: lowstate age, the policy deadline (a blocked
+get_action cannot hide it), the robot not following (tracking error), the episode length.
+Each command is computed from the time elapsed since the previous one, so a late cycle and the
+catch-up cycle after it keep the velocity and acceleration limits.
 
 Policy thread: builds the observation in the embodiment's keys, calls `policy.get_action`, checks
 the reply, and pushes the chunk. It asks for the next chunk after `execute_steps` waypoints, or
@@ -26,10 +30,20 @@ import numpy as np
 
 from gr00t_exp.robot.arm import ArmIO, ModeMachineError, check_mode_machine
 from gr00t_exp.robot.chunks import Trajectory
+from gr00t_exp.robot.clock import CycleClock
 from gr00t_exp.robot.hands import OPEN, Hands, RateLimiter
 from gr00t_exp.robot.layout import RobotLayout
 from gr00t_exp.robot.realtime import realtime_thread
-from gr00t_exp.robot.safety import JointLimits, MotionFilter, SafetyError, StopSignal, Watchdog, all_finite
+from gr00t_exp.robot.safety import (
+    JointLimits,
+    MotionFilter,
+    PolicyDeadline,
+    SafetyError,
+    StopSignal,
+    TrackingMonitor,
+    Watchdog,
+    all_finite,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +66,8 @@ class RunResult:
     period_s: float = 0.004
     record_root: Optional[Any] = None  # dataset root when deploy.record=true
     realtime: dict[str, Any] = field(default_factory=dict)  # what realtime_thread applied
+    lowstate_crc_errors: int = 0  # rt/lowstate samples refused for a CRC mismatch
+    tracking_error_max: float = 0.0  # largest |command - measured| while running, rad
 
     def summary(self) -> dict[str, Any]:
         def pct(x, q):
@@ -72,6 +88,8 @@ class RunResult:
             "obs_to_cmd_p50_ms": pct(self.obs_to_cmd, 50),
             "obs_to_cmd_p99_ms": pct(self.obs_to_cmd, 99),
             "sched_fifo": bool(self.realtime.get("fifo", False)),
+            "lowstate_crc_errors": self.lowstate_crc_errors,
+            "tracking_error_max": self.tracking_error_max,
         }
 
 
@@ -100,8 +118,22 @@ class ControlLoop:
         self.filter = MotionFilter(self.limits, sc.max_velocity, sc.max_acceleration)
         self.dt_cmd = 1.0 / float(robot_cfg.control.command_hz)
         self.lowstate_wd = Watchdog(sc.lowstate_stale_s)
+        self.deadline = PolicyDeadline(sc.policy_timeout_s)
+        self.tracking = TrackingMonitor(layout.joint_names, sc.max_tracking_error, sc.tracking_error_s)
+        self.clock = CycleClock(self.dt_cmd)
         self.result = RunResult()
         self.phase = self.RAMP_UP
+        # Command-thread state (the commanded arm pose and hands, the blend weight, phase times).
+        self.cmd_arm = np.zeros(layout.n_joints)
+        self.hand_cmd = np.r_[OPEN, OPEN]
+        self.hand_limiter = RateLimiter(robot_cfg.hands.max_stroke_per_s, self.hand_cmd)  # reseeded at start
+        self.weight = 0.0
+        self._last_hand_sent: Optional[np.ndarray] = None
+        self._q0 = self.cmd_arm.copy()
+        self._t_start = self._t_run = self._next_rec = 0.0
+        self._w_step = 1.0
+        self._hand_every = 1
+        self._old_switch = sys.getswitchinterval()
         self._lock = threading.Lock()
         self._measured_full: Optional[np.ndarray] = None
         self._t_measured = 0.0
@@ -139,13 +171,9 @@ class ControlLoop:
         hs = self.hands.state()
         if hs is not None:
             full[self.layout.left_hand], full[self.layout.right_hand] = hs[0], hs[1]
-        else:
-            full[self.layout.left_hand] = (
-                self.hand_limiter.value[:6] if hasattr(self, "hand_limiter") else OPEN
-            )
-            full[self.layout.right_hand] = (
-                self.hand_limiter.value[6:] if hasattr(self, "hand_limiter") else OPEN
-            )
+        else:  # no hand state: the commanded (rate-limited) values
+            full[self.layout.left_hand] = self.hand_limiter.value[:6]
+            full[self.layout.right_hand] = self.hand_limiter.value[6:]
         return full
 
     # -- policy thread ---------------------------------------------------------------------
@@ -194,20 +222,15 @@ class ControlLoop:
         return out
 
     def _policy_loop(self, traj: Trajectory, base: np.ndarray, ready: threading.Event) -> None:
+        """Requests chunks until the stop. Never enforces a timeout itself: a blocked get_action
+        would hide it; the command thread watches `self.deadline` instead."""
         cc, sc = self.cfg.control, self.cfg.safety
         dt_wp = 1.0 / self.fps
         next_req = 0.0
         errors = 0
         ready.wait()
-        t_ready = time.monotonic()
         while not self.stop.event.is_set():
             now = time.monotonic()
-            # The robot holds the last waypoint once a chunk runs out; after policy_timeout_s of
-            # holding without a new chunk, stop.
-            starved_since = max(t_ready, now + traj.time_left(now))
-            if now - starved_since > sc.policy_timeout_s:
-                self.fault(f"no usable policy chunk for {sc.policy_timeout_s:.1f} s (policy timeout)")
-                break
             if now < next_req:
                 self.stop.event.wait(min(next_req - now, 0.05))
                 continue
@@ -220,6 +243,7 @@ class ControlLoop:
                 self.stop.event.wait(0.02)
                 continue
             t_req = time.monotonic()
+            self.deadline.started(t_req)
             try:
                 actions = self.policy.get_action(obs)
                 lat = time.monotonic() - t_req
@@ -232,6 +256,10 @@ class ControlLoop:
                     self.fault(f"{errors} consecutive policy failures (last: {e})")
                     break
                 continue
+            finally:
+                self.deadline.finished()
+            if self.stop.event.is_set():
+                break  # a reply that arrives after the stop is never executed
             errors = 0
             self.result.policy_latency.append(lat)
             # Latency estimate for scheduling: the slowest of the recent replies.
@@ -245,9 +273,12 @@ class ControlLoop:
             by_latency = t_obs + (horizon - 1) * dt_wp - self._latency - cc.latency_margin_s
             next_req = min(by_steps, by_latency)
 
-    # -- command thread --------------------------------------------------------------------
+    # -- command thread: state in ------------------------------------------------------------
     def _read_state(self) -> None:
         st = self.arm.poll()
+        if self.arm.crc_errors != self.result.lowstate_crc_errors:
+            self.result.lowstate_crc_errors = self.arm.crc_errors
+            self.event("rt/lowstate failed its CRC check: state refused")
         if st is None:
             return
         q = self.arm.measured(st)
@@ -265,18 +296,52 @@ class ControlLoop:
         with self._lock:
             self._measured_full, self._t_measured = full, now
 
+    def _lowstate_stale(self, now: float) -> bool:
+        """Lowstate watchdog: stale -> the caller holds; silent past lowstate_abort_s -> stop."""
+        sc = self.cfg.safety
+        age = self.lowstate_wd.age(now)
+        if age > sc.lowstate_abort_s:
+            refused = self.arm.crc_errors
+            why = f" ({refused} states refused for a bad CRC)" if refused else ""
+            self.fault(f"rt/lowstate silent for {age:.2f} s{why}")
+        stale = age > sc.lowstate_stale_s
+        if stale:
+            self.event("rt/lowstate stale: holding the last command")
+        return stale
+
+    def _dry_since(self, now: float, traj: Trajectory) -> Optional[float]:
+        """When the action queue ran out (the trajectory holds its last waypoint since), or None."""
+        t_end = now + traj.time_left(now)
+        if t_end >= now:
+            return None
+        self.event("action queue ran dry: holding the last waypoint")
+        return max(self._t_run, t_end)
+
+    # -- command thread: phases ----------------------------------------------------------------
     def run(self) -> RunResult:
         """Ramp up, run, ramp down on the calling thread (the command thread)."""
+        cc = self.cfg.control
         with contextlib.ExitStack() as stack:
-            return self._run(stack)
+            traj, pth, ready = self._start()
+            try:
+                # Real-time scheduling only now, after the policy thread exists: threads inherit the
+                # creator's policy and affinity, and the policy thread must stay SCHED_OTHER. Undone
+                # (ExitStack) after that thread is joined.
+                self.result.realtime = stack.enter_context(
+                    realtime_thread(cc.realtime_priority, cc.fifo_priority, cc.cpu_affinity)
+                )
+                while self.phase != self.DONE:
+                    self._cycle(self.clock.wait(), traj, ready)
+            finally:
+                self._finish(pth, ready)
+        return self.result
 
-    def _run(self, stack: contextlib.ExitStack) -> RunResult:
-        cc, sc, hc = self.cfg.control, self.cfg.safety, self.cfg.hands
-        res = self.result
-        old_switch = sys.getswitchinterval()
+    def _start(self) -> tuple[Trajectory, threading.Thread, threading.Event]:
+        """Seed the filter and the commands with the measured pose; start the policy thread."""
+        cc, hc = self.cfg.control, self.cfg.hands
+        self._old_switch = sys.getswitchinterval()
         sys.setswitchinterval(0.0005)  # other Python threads must not hold the GIL for 5 ms
-        st = self.arm.last_state
-        q0 = self.arm.measured(st)
+        q0 = self.arm.measured(self.arm.last_state)
         self.lowstate_wd.feed()
         self.filter.reset(q0)
         hs = self.hands.state()
@@ -290,123 +355,116 @@ class ControlLoop:
             target=self._policy_loop, args=(traj, full0.copy(), ready), name="policy", daemon=True
         )
         pth.start()
+        self._q0, self.cmd_arm, self.hand_cmd = q0, q0.copy(), h0.copy()
+        self._t_start = time.monotonic()
+        self.result.period_s = self.dt_cmd
+        ramp_s = self.cfg.arm.weight_ramp_s
+        # Per-command steps (not wall time): a late cycle never makes the weight jump.
+        self._w_step = self.dt_cmd / ramp_s if ramp_s > 0 else 1.0
+        self._hand_every = max(1, round(float(cc.command_hz) / float(hc.rate_hz)))
+        return traj, pth, ready
 
-        hand_every = max(1, round(float(cc.command_hz) / float(hc.rate_hz)))
-        cmd_arm = q0.copy()
-        hand_cmd = h0.copy()
-        last_hand_sent: Optional[np.ndarray] = None
-        weight = 0.0
-        t_start = time.monotonic()
-        t_run = None
-        rec_dt = 1.0 / float(self.recorder.fps) if self.recorder is not None else None
-        next_rec = None
-        T = self.dt_cmd
-        res.period_s = T
-        w_step = T / self.cfg.arm.weight_ramp_s if self.cfg.arm.weight_ramp_s > 0 else 1.0
-        i = 0
-        nxt = time.monotonic()
-        prev_wake = None
-        try:
-            # Real-time scheduling only now, after the policy thread exists: threads inherit the
-            # creator's policy and affinity, and the policy thread must stay SCHED_OTHER. Undone
-            # (ExitStack) after that thread is joined.
-            self.result.realtime = stack.enter_context(
-                realtime_thread(cc.realtime_priority, cc.fifo_priority, cc.cpu_affinity)
-            )
-            while self.phase != self.DONE:
-                # -- fixed-rate wait: sleep most of the way, spin the last few hundred µs
-                nxt += T
-                while True:
-                    d = nxt - time.monotonic()
-                    if d <= 0:
-                        break
-                    if d > 0.0006:
-                        time.sleep(d - 0.0005)
-                now = time.monotonic()
-                late = now - nxt
-                if late > T:  # overran a whole period: resynchronise instead of bursting
-                    res.overruns += 1
-                    nxt = now
-                res.lateness.append(late)
-                if prev_wake is not None:
-                    res.periods.append(now - prev_wake)
-                prev_wake = now
-                i += 1
+    def _cycle(self, now: float, traj: Trajectory, ready: threading.Event) -> None:
+        """One command: read the state, run the watchdogs and the phase, publish."""
+        self._read_state()
+        with self._lock:
+            measured_arm = self._measured_full[: self.layout.n_joints].copy()
+        stale = self._lowstate_stale(now)
+        dt = self.clock.elapsed()  # the time since the previous command, not the nominal period
+        if self.phase == self.RAMP_UP:
+            self._ramp_up(now, dt, ready)
+        elif self.phase == self.RUN:
+            self._track(now, dt, stale, measured_arm, traj)
+        else:
+            self._ramp_down(dt)
+        self._publish()
 
-                self._read_state()
-                with self._lock:
-                    measured_arm = self._measured_full[: self.layout.n_joints].copy()
-                age = self.lowstate_wd.age(now)
-                if age > sc.lowstate_abort_s:
-                    self.fault(f"rt/lowstate silent for {age:.2f} s")
-                stale = age > sc.lowstate_stale_s
-                if stale:
-                    self.event("rt/lowstate stale: holding the last command")
-
-                if self.phase == self.RAMP_UP:
-                    # Per-command steps (not wall time): a late cycle never makes the weight jump.
-                    weight = min(1.0, weight + w_step)
-                    cmd_arm = self.filter.step(q0, T)
-                    if self.stop.event.is_set():
-                        self.phase = self.RAMP_DOWN
-                    elif weight >= 1.0:
-                        self.phase, t_run = self.RUN, now
-                        next_rec = now
-                        ready.set()
-                elif self.phase == self.RUN:
-                    if now - t_run > sc.max_episode_s:
-                        self.stop.stop(f"max episode duration {sc.max_episode_s:.1f} s reached")
-                    if self.stop.event.is_set():
-                        self.phase = self.RAMP_DOWN
-                    target, seq = traj.sample(now)
-                    if seq != self._last_chunk_seen:
-                        self._last_chunk_seen = seq
-                        t_obs = self._chunk_t_obs.pop(seq, None)
-                        if t_obs is not None:
-                            res.obs_to_cmd.append(now - t_obs)
-                    try:
-                        cmd_arm = self.filter.step(cmd_arm if stale else target[: self.layout.n_joints], T)
-                    except SafetyError as e:
-                        self.fault(str(e))
-                        cmd_arm = self.filter.step(cmd_arm, T)
-                    if not stale:
-                        err = np.abs(cmd_arm - measured_arm)
-                        if err.max() > sc.max_tracking_error:
-                            j = self.layout.joint_names[int(err.argmax())]
-                            self.fault(
-                                f"tracking error {err.max():.3f} rad on {j} > safety.max_tracking_error"
-                            )
-                    hand_cmd = self.hand_limiter.step(target[self.layout.hands], T)
-                    self._extra_cmd = target[self.layout.extras].copy()
-                    if next_rec is not None and now >= next_rec and self.recorder is not None:
-                        self._record(now - t_run, hand_cmd, cmd_arm)
-                        next_rec += rec_dt
-                elif self.phase == self.RAMP_DOWN:
-                    weight = max(0.0, weight - w_step)
-                    cmd_arm = self.filter.step(cmd_arm, T)  # hold (decelerates smoothly)
-                    if hc.open_on_stop:
-                        hand_cmd = self.hand_limiter.step(np.r_[OPEN, OPEN], T)
-                    if weight <= 0.0:
-                        self.phase = self.DONE
-
-                self.arm.publish(cmd_arm, weight)
-                res.weights.append(weight)
-                if i % hand_every == 0 and (
-                    last_hand_sent is None
-                    or np.abs(hand_cmd - last_hand_sent).max() > hc.deadband
-                    or self.phase == self.DONE
-                ):
-                    self.hands.command(hand_cmd[:6], hand_cmd[6:])
-                    last_hand_sent = hand_cmd.copy()
-                res.cycles += 1
-        finally:
-            self.stop.event.set()
+    def _ramp_up(self, now: float, dt: float, ready: threading.Event) -> None:
+        self.weight = min(1.0, self.weight + self._w_step)
+        self.cmd_arm = self.filter.step(self._q0, dt)
+        if self.stop.event.is_set():
+            self.phase = self.RAMP_DOWN
+        elif self.weight >= 1.0:
+            self.phase, self._t_run, self._next_rec = self.RUN, now, now
             ready.set()
-            pth.join(timeout=5)
-            sys.setswitchinterval(old_switch)
+
+    def _track(self, now: float, dt: float, stale: bool, measured_arm: np.ndarray, traj: Trajectory) -> None:
+        """RUN: follow the trajectory through the filter, unless a watchdog says stop or hold."""
+        sc = self.cfg.safety
+        if now - self._t_run > sc.max_episode_s:
+            self.stop.stop(f"max episode duration {sc.max_episode_s:.1f} s reached")
+        reason = self.deadline.check(now, self._dry_since(now, traj))
+        if reason:
+            self.fault(reason)
+        if self.stop.event.is_set():
+            self.phase = self.RAMP_DOWN
+            self._ramp_down(dt)
+            return
+        target, seq = traj.sample(now)
+        self._note_first_command(seq, now)
+        n = self.layout.n_joints
+        try:
+            self.cmd_arm = self.filter.step(self.cmd_arm if stale else target[:n], dt)
+        except SafetyError as e:
+            self.fault(str(e))
+            self.cmd_arm = self.filter.step(self.cmd_arm, dt)
+        if stale:
+            self.tracking.reset()  # the measurement is old: an excursion cannot be timed
+        else:
+            reason = self.tracking.update(self.cmd_arm, measured_arm, now)
+            if reason:
+                self.fault(reason)
+        self.hand_cmd = self.hand_limiter.step(target[self.layout.hands], dt)
+        self._extra_cmd = target[self.layout.extras].copy()
+        if self.recorder is not None and now >= self._next_rec:
+            self._record(now - self._t_run, self.hand_cmd, self.cmd_arm)
+            self._next_rec += 1.0 / float(self.recorder.fps)
+
+    def _ramp_down(self, dt: float) -> None:
+        self.weight = max(0.0, self.weight - self._w_step)
+        self.cmd_arm = self.filter.step(self.cmd_arm, dt)  # hold (decelerates smoothly)
+        if self.cfg.hands.open_on_stop:
+            self.hand_cmd = self.hand_limiter.step(np.r_[OPEN, OPEN], dt)
+        if self.weight <= 0.0:
+            self.phase = self.DONE
+
+    def _note_first_command(self, seq: int, now: float) -> None:
+        """Observation -> first command latency of each new chunk."""
+        if seq != self._last_chunk_seen:
+            self._last_chunk_seen = seq
+            t_obs = self._chunk_t_obs.pop(seq, None)
+            if t_obs is not None:
+                self.result.obs_to_cmd.append(now - t_obs)
+
+    def _publish(self) -> None:
+        hc, res = self.cfg.hands, self.result
+        self.arm.publish(self.cmd_arm, self.weight)
+        res.weights.append(self.weight)
+        res.cycles += 1
+        if res.cycles % self._hand_every == 0 and (
+            self._last_hand_sent is None
+            or np.abs(self.hand_cmd - self._last_hand_sent).max() > hc.deadband
+            or self.phase == self.DONE
+        ):
+            self.hands.command(self.hand_cmd[:6], self.hand_cmd[6:])
+            self._last_hand_sent = self.hand_cmd.copy()
+
+    def _finish(self, pth: threading.Thread, ready: threading.Event) -> None:
+        res = self.result
+        self.stop.event.set()
+        ready.set()
+        # A policy call may still block: the client's own timeout (<= policy_timeout_s, see
+        # safety.check_client_timeout) frees it by then; a call that never returns is left behind
+        # (daemon thread) rather than holding the process after the arms were released.
+        pth.join(timeout=max(1.0, self.cfg.safety.policy_timeout_s))
+        if pth.is_alive():
+            self.event("the policy call is still blocked after the ramp-down: its thread is left behind")
+        sys.setswitchinterval(self._old_switch)
         res.reason = self.stop.reason or "done"
-        res.run_s = time.monotonic() - t_start
-        return res
+        res.run_s = time.monotonic() - self._t_start
+        res.lateness, res.periods, res.overruns = self.clock.lateness, self.clock.periods, self.clock.overruns
+        res.lowstate_crc_errors = self.arm.crc_errors
+        res.tracking_error_max = self.tracking.peak
 
     def _record(self, t: float, hand_cmd: np.ndarray, cmd_arm: np.ndarray) -> None:
         with self._lock:

@@ -13,24 +13,25 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from gr00t_exp.robot.config import RobotConfig
+from gr00t_exp.data.errors import DatasetError
+from gr00t_exp.data.meta import read_info
+from gr00t_exp.robot.arm import ArmIO, ModeMachineError
+from gr00t_exp.robot.cameras import CameraClient
+from gr00t_exp.robot.config import RobotConfig, robot_config
+from gr00t_exp.robot.control import ControlLoop, RunResult
+from gr00t_exp.robot.dds.channel import DdsContext
+from gr00t_exp.robot.hands import make_hands
+from gr00t_exp.robot.layout import RobotLayout
+from gr00t_exp.robot.recorder import Recorder
+from gr00t_exp.robot.safety import JointLimits, StopSignal, check_client_timeout, confirm
+from gr00t_exp.serve.client import policy_client
 
 log = logging.getLogger(__name__)
-
-
-def robot_config(cfg: Any) -> RobotConfig:
-    """cfg.deploy.robot (typed or free-form) merged onto the defaults, as a RobotConfig object."""
-    node = cfg.deploy.robot if hasattr(cfg, "deploy") else cfg
-    if isinstance(node, RobotConfig):
-        return node
-    # Resolve interpolations (${paths.output_dir}) against the whole run config first.
-    plain = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-    merged = OmegaConf.merge(OmegaConf.structured(RobotConfig), plain)
-    return OmegaConf.to_object(merged)
 
 
 class PreflightError(RuntimeError):
@@ -42,7 +43,8 @@ def _check_policy_keys(policy, layout) -> None:
         mc = policy.get_modality_config()
     except Exception as e:
         raise PreflightError(f"policy get_modality_config failed: {e}") from e
-    served = [k.split(".", 1)[1] for k in (mc.get("action", {}) or {}).get("modality_keys", [])]
+    # N1.5 servers prefix keys ("action.left_arm"), N1.6 servers send bare names ("left_arm").
+    served = [k.split(".", 1)[-1] for k in (mc.get("action", {}) or {}).get("modality_keys", [])]
     missing = [k for k in layout.action_keys if k not in served]
     if served and missing:
         raise PreflightError(
@@ -60,21 +62,22 @@ def run_robot(
     input_fn: Callable[[str], str] = input,
     stop=None,
 ):
-    """Run one episode on the robot (or the fakes); returns the ControlLoop's RunResult."""
-    from gr00t_exp.robot.arm import ArmIO
-    from gr00t_exp.robot.cameras import CameraClient
-    from gr00t_exp.robot.control import ControlLoop, RunResult
-    from gr00t_exp.robot.dds.channel import DdsContext
-    from gr00t_exp.robot.hands import make_hands
-    from gr00t_exp.robot.layout import RobotLayout
-    from gr00t_exp.robot.recorder import Recorder
-    from gr00t_exp.robot.safety import JointLimits, StopSignal, confirm
+    """Run one episode on the robot (or the fakes); returns the ControlLoop's RunResult.
 
+    rc.control.fps must be set (mode=robot fills it from the dataset: control_fps)."""
+    if rc.control.fps is None:
+        raise PreflightError(
+            "deploy.robot.control.fps is not set: set it to the training dataset's fps (meta/info.json)"
+        )
     layout = RobotLayout.build(embodiment, rc)
     sc = rc.safety
+    # The client must give up on a request no later than the runner's watchdog (before any DDS).
+    check_client_timeout(getattr(policy, "timeout_ms", None), sc.policy_timeout_s)
     dry = bool(sc.dry_run)
     ctx = DdsContext(rc.dds.domain_id, rc.dds.interface)
-    arm = ArmIO(ctx, rc.joints, layout.joint_names, rc.arm.topic, dry_run=dry)
+    arm = ArmIO(
+        ctx, rc.joints, layout.joint_names, rc.arm.topic, dry_run=dry, verify_crc=sc.verify_lowstate_crc
+    )
     hands = make_hands(rc.hands.kind, ctx, dry_run=dry)
     cameras = None
     try:
@@ -102,7 +105,7 @@ def run_robot(
         _check_policy_keys(policy, layout)
         if hasattr(policy, "reset"):
             policy.reset()
-        fps = float(rc.control.fps or 30.0)
+        fps = float(rc.control.fps)
         recorder = None
         if record:
             dims_s = {k: layout.dim(k) for k in layout.state_keys}
@@ -144,17 +147,42 @@ def run_robot(
             cameras.close()
 
 
+def control_fps(cfg: Any, rc: RobotConfig) -> float:
+    """The action waypoint rate: deploy.robot.control.fps, else the fps in the training dataset's
+    meta/info.json (data.sources[0], or the synthetic dataset), since the policy's chunks step at
+    the rate the dataset was recorded at."""
+    if rc.control.fps is not None:
+        return float(rc.control.fps)
+    data = cfg.get("data") if hasattr(cfg, "get") else None
+    if data is None:
+        root = None
+    elif str(data.kind) == "synthetic":
+        root = Path(str(data.synthetic.out_dir))
+    else:
+        root = Path(str(data.sources[0].path)).expanduser() if data.sources else None
+    if root is None:
+        raise PreflightError(
+            "deploy.robot.control.fps is not set and no dataset is configured to read it from: set "
+            "deploy.robot.control.fps=<the training dataset's fps> or data.sources=[{path: <dataset>}]"
+        )
+    try:
+        return float(read_info(root)["fps"])
+    except (DatasetError, KeyError, TypeError, ValueError) as e:
+        raise PreflightError(
+            f"deploy.robot.control.fps is not set and {root}/meta/info.json gives no fps ({e}); "
+            "set deploy.robot.control.fps=<the training dataset's fps>"
+        ) from None
+
+
 def run(cfg: DictConfig) -> int:
     """Entry point of mode=robot."""
-    from gr00t_exp_client import PolicyClient
-
-    from gr00t_exp.robot.arm import ModeMachineError
-
     rc = robot_config(cfg)
-    pc = cfg.deploy.policy
-    if rc.control.fps is None and cfg.get("data") is not None:
-        rc.control.fps = float(cfg.data.synthetic.fps) if cfg.data.kind == "synthetic" else None
-    client = PolicyClient(pc.host, pc.port, timeout_ms=pc.timeout_ms, api_token=pc.api_token)
+    try:
+        rc.control.fps = control_fps(cfg, rc)
+        client = policy_client(cfg.deploy.policy)
+    except (PreflightError, FileNotFoundError, ValueError) as e:  # no fps; a CurveZMQ key file
+        log.error("robot: %s", e)
+        return 2
     try:
         res = run_robot(rc, cfg.embodiment, client, record=bool(cfg.deploy.record))
     except (PreflightError, ModeMachineError, TimeoutError, KeyError, ValueError) as e:

@@ -1,10 +1,13 @@
 """Safety layer of the runner: joint limits, velocity/acceleration clamps, non-finite rejection,
-watchdogs, operator confirmation and signal-driven shutdown.
+watchdogs (lowstate age, policy deadline, tracking error), operator confirmation and signal-driven
+shutdown.
 
 Everything that decides whether a joint target is sent lives here, so it can be tested without
 DDS. The control loop applies, in this order: non-finite check -> limits -> velocity (with the
 stopping distance, so a clamped joint decelerates into its target instead of overshooting) ->
-acceleration -> limits again (a clamp never pushes past a limit).
+acceleration -> limits again (a clamp never pushes past a limit). The clamps work on the time that
+really elapsed since the previous command, so a late cycle followed by a quick catch-up cycle
+moves no further than the limits allow over that time.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ class MotionFilter:
         self.v = np.zeros_like(self.q)
 
     def step(self, target: np.ndarray, dt: float, vmax: float | None = None) -> np.ndarray:
+        """The next command, `dt` s (the time elapsed since the previous one) after it."""
         if self.q is None:
             raise SafetyError("MotionFilter used before reset() with the measured pose")
         target = np.asarray(target, dtype=np.float64)
@@ -122,6 +126,111 @@ class Watchdog:
 
     def stale(self, now: float | None = None) -> bool:
         return self.age(now) > self.timeout_s
+
+
+class PolicyDeadline:
+    """The policy watchdog, checked by the command thread so a blocked policy call cannot hide it.
+
+    The policy thread marks each request's start and end; the command thread calls `check` every
+    cycle with the time the action queue ran dry. Either condition stops the run:
+    - a request outstanding for longer than `timeout_s` (the call blocks: the robot holds the last
+      waypoint meanwhile, since the trajectory holds it once the chunk runs out);
+    - the queue empty for longer than `timeout_s` (requests fail, or the policy is paused).
+    """
+
+    def __init__(self, timeout_s: float):
+        if not timeout_s > 0:
+            raise ValueError(f"deploy.robot.safety.policy_timeout_s must be > 0, got {timeout_s}")
+        self.timeout_s = float(timeout_s)
+        self._lock = threading.Lock()
+        self._t_request: float | None = None
+
+    def started(self, t: float) -> None:
+        with self._lock:
+            self._t_request = t
+
+    def finished(self) -> None:
+        with self._lock:
+            self._t_request = None
+
+    def outstanding(self, now: float) -> float:
+        """Seconds the current request has been waiting (0 when none is outstanding)."""
+        with self._lock:
+            t = self._t_request
+        return 0.0 if t is None else now - t
+
+    def check(self, now: float, dry_since: float | None) -> str | None:
+        """A failure reason, or None. `dry_since`: when the action queue ran out (None: it has not)."""
+        waiting = self.outstanding(now)
+        if waiting > self.timeout_s:
+            return (
+                f"policy timeout: get_action outstanding for {waiting:.2f} s > "
+                f"deploy.robot.safety.policy_timeout_s={self.timeout_s:g}"
+            )
+        if dry_since is not None and now - dry_since > self.timeout_s:
+            return (
+                f"policy timeout: no usable chunk for {now - dry_since:.2f} s after the last ran out "
+                f"(deploy.robot.safety.policy_timeout_s={self.timeout_s:g})"
+            )
+        return None
+
+
+def check_client_timeout(client_timeout_ms: float | None, policy_timeout_s: float) -> None:
+    """The runner's rule for the policy client's own timeout: at most `policy_timeout_s`.
+
+    The command loop enforces policy_timeout_s itself; the client timeout only frees the policy
+    thread. Longer than the watchdog, a stuck request would outlive the ramp-down and keep the
+    client busy while the runner shuts down. The shipped default (deploy.policy.timeout_ms 1500
+    against policy_timeout_s 3.0) leaves room for one retry before the watchdog fires.
+    """
+    if client_timeout_ms is None:
+        return
+    if float(client_timeout_ms) > 1000.0 * float(policy_timeout_s):
+        raise ValueError(
+            f"deploy.policy.timeout_ms={client_timeout_ms:g} is longer than "
+            f"deploy.robot.safety.policy_timeout_s={policy_timeout_s:g} s: set deploy.policy.timeout_ms <= "
+            f"{1000.0 * float(policy_timeout_s):g} (e.g. half of it) or raise policy_timeout_s"
+        )
+
+
+class TrackingMonitor:
+    """Detects a robot that does not follow: |command - measured| above `max_error` on some joint
+    for longer than `duration_s` (commands rejected, e.g. a mode_machine change after the start,
+    a motor fault, the robot in another mode). Brief excursions (a fast move the PD loop lags
+    behind) do not count."""
+
+    def __init__(self, names: Sequence[str], max_error: float, duration_s: float):
+        if not max_error > 0 or duration_s < 0:
+            raise ValueError(
+                "deploy.robot.safety.max_tracking_error must be > 0 and tracking_error_s >= 0, "
+                f"got {max_error} / {duration_s}"
+            )
+        self.names = list(names)
+        self.max_error = float(max_error)
+        self.duration_s = float(duration_s)
+        self.since: float | None = None  # first time of the current excursion
+        self.peak = 0.0  # largest error seen (for the run's summary)
+
+    def reset(self) -> None:
+        self.since = None
+
+    def update(self, commanded: np.ndarray, measured: np.ndarray, now: float) -> str | None:
+        err = np.abs(np.asarray(commanded) - np.asarray(measured))
+        worst = float(err.max()) if err.size else 0.0
+        self.peak = max(self.peak, worst)
+        if worst <= self.max_error:
+            self.since = None
+            return None
+        if self.since is None:
+            self.since = now
+        if now - self.since < self.duration_s:
+            return None
+        j = self.names[int(err.argmax())]
+        return (
+            f"robot does not follow: tracking error {worst:.3f} rad on {j} > "
+            f"deploy.robot.safety.max_tracking_error={self.max_error:g} for {now - self.since:.2f} s "
+            "(commands rejected? check mode_machine, the robot's mode, rt/arm_sdk)"
+        )
 
 
 def confirm(prompt: str, input_fn: Callable[[str], str] = input) -> bool:

@@ -15,6 +15,7 @@ import numpy as np
 from gr00t_exp_client.wire import ModalityConfigWire
 
 from gr00t_exp.serve.observation import Observation, ObservationSpec, format_action, parse_observation
+from gr00t_exp.serve.protocol import N15, N16, modality_configs
 
 
 class BasePolicy:
@@ -22,6 +23,10 @@ class BasePolicy:
 
     kind: str = "base"
     spec: ObservationSpec
+    # Protocol generation `deploy.server.protocol=auto` speaks for this policy (serve/protocol.py).
+    generation: str = N16
+    # Largest batch accepted (the server sets deploy.server.max_batch); larger -> a clear error.
+    max_batch: int = 64
 
     def get_action(self, observation: dict, options: dict | None = None) -> dict[str, np.ndarray]:
         """Un-normalised actions: `action.<key>` (16, D) / (B, 16, D) for flat input, `<key>` (B, 16, D)
@@ -32,9 +37,9 @@ class BasePolicy:
         self, observation: dict, options: dict | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         t0 = time.perf_counter()
-        obs = parse_observation(observation, self.spec)
+        obs = parse_observation(observation, self.spec, max_batch=self.max_batch)
         t1 = time.perf_counter()
-        actions, timing = self._predict(obs, options)
+        actions, timing, extra = self._predict_with_info(obs, options)
         t2 = time.perf_counter()
         out = format_action(actions, obs)
         t3 = time.perf_counter()
@@ -42,37 +47,29 @@ class BasePolicy:
         ms.update(timing)
         ms["postprocess"] = ms.get("postprocess", 0.0) + (t3 - t2) * 1e3
         ms["policy"] = (t3 - t0) * 1e3
-        return out, {"timing_ms": ms, "batch_size": obs.batch_size}
+        return out, {**extra, "timing_ms": ms, "batch_size": obs.batch_size}
 
     def _predict(self, obs: Observation, options: dict | None) -> tuple[dict[str, np.ndarray], dict]:
         raise NotImplementedError
 
-    def get_modality_config(self) -> dict[str, ModalityConfigWire]:
-        """Upstream's `{"video"|"state"|"action"|"language": ModalityConfig}` (N1.5 prefixed keys)."""
-        s = self.spec
-        return {
-            "video": ModalityConfigWire(
-                delta_indices=list(range(1 - s.video_horizon, 1)),
-                modality_keys=[f"video.{k}" for k in s.video],
-            ),
-            "state": ModalityConfigWire(
-                delta_indices=list(range(1 - s.state_horizon, 1)),
-                modality_keys=[f"state.{k}" for k in s.state],
-            ),
-            "action": ModalityConfigWire(
-                delta_indices=list(range(s.action_horizon)), modality_keys=[f"action.{k}" for k in s.action]
-            ),
-            "language": ModalityConfigWire(
-                delta_indices=[0], modality_keys=[s.language_key] if s.language_key else []
-            ),
-        }
+    def _predict_with_info(
+        self, obs: Observation, options: dict | None
+    ) -> tuple[dict[str, np.ndarray], dict, dict[str, Any]]:
+        """(actions, timing_ms, extra info keys); override to add info (ReplayPolicy's step)."""
+        actions, timing = self._predict(obs, options)
+        return actions, timing, {}
+
+    def get_modality_config(self, generation: str = N15) -> dict[str, ModalityConfigWire]:
+        """Upstream's `{"video"|"state"|"action"|"language": ModalityConfig}` in `generation`'s form
+        (N1.5: prefixed keys, JSON text on the wire; N1.6: bare keys, a map)."""
+        return modality_configs(self.spec, generation)
 
     def reset(self, options: dict | None = None) -> dict:
         return {}
 
     def model_card(self) -> dict[str, Any]:
         """What a client needs to check it talks to the right policy (served by `metadata`)."""
-        return {"policy": self.kind, **self.spec.describe()}
+        return {"policy": self.kind, "generation": self.generation, **self.spec.describe()}
 
 
 class ConstantPolicy(BasePolicy):

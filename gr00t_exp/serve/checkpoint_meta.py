@@ -1,6 +1,6 @@
 """What Gr00tPolicy reads from a hub-layout checkpoint besides the weights.
 
-- `experiment_cfg/metadata.json` (upstream layout, gr00t_reference.md §1.9): per embodiment tag,
+- `experiment_cfg/metadata.json` (upstream layout, docs/upstream.md): per embodiment tag,
   the normalisation statistics and the modality layout (video resolution [W, H], state/action
   shapes, absolute flags);
 - the embodiment config the model was trained with (`<tag>.gr00t_exp.config.embodiment`, written

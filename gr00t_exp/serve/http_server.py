@@ -1,16 +1,23 @@
 """HTTP policy server (FastAPI + uvicorn), compatible with upstream's `--http-server` clients.
 
-POST /act       {"observation": {...}} or {"encoded": "<json text>"} (+ optional "options",
-                "api_token", "return_lists"); arrays json_numpy-encoded or plain nested lists.
+POST /act       {"observation": {...}} (+ optional "options", "return_lists"), or upstream's
+                {"encoded": "<json text of that whole payload>"}; arrays json_numpy-encoded or
+                plain nested lists.
                 Reply: the action dict (json_numpy arrays, or lists with return_lists / ?format=list);
                 per-stage times in the `Server-Timing` header.
 GET  /health    {"status": "healthy", "model": "GR00T"}   (no token needed: load balancers)
 GET  /metadata  protocol version + model card (token needed)
 POST /reset     {"options": {...}}                         (token needed)
 GET  /modality_config                                      (token needed)
-Tokens: `Authorization: Bearer <token>`, `X-API-Token`, or "api_token" in the body; compared in
-constant time. Bodies above max_message_bytes get 413. Binding rules as for ZeroMQ.
-The policy runs on one worker thread, so /health answers during an action.
+Tokens: `Authorization: Bearer <token>` or `X-API-Token`, compared in constant time before the
+body is read. Bodies above max_message_bytes get 413, JSON opening too many containers 400.
+Against browsers and DNS rebinding: the Host header must name a loopback name, the bound address
+or an `allowed_hosts` entry; a request carrying an Origin not in `allowed_origins` is refused;
+POST bodies must be `application/json` (a cross-origin `text/plain` POST needs no preflight).
+Binding rules as for ZeroMQ. The policy runs on one worker thread, so /health answers during an
+action; beyond `max_queue` waiting requests the answer is 503, a request whose client left or
+whose deadline (`request_timeout_ms`) passed is dropped unrun, and uvicorn's `limit_concurrency`
+(`max_connections`) bounds open connections.
 """
 
 from __future__ import annotations
@@ -21,35 +28,100 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from gr00t_exp_client import json_codec
+from gr00t_exp_client.bounded import DecodeLimits, check_json
 from gr00t_exp_client.memtune import tune_malloc
+from gr00t_exp_client.protocol import MAX_MESSAGE_BYTES
 from gr00t_exp_client.wire import WireError
 
 from gr00t_exp.serve.base import BasePolicy
-from gr00t_exp.serve.security import TokenChecker, check_bind
+from gr00t_exp.serve.security import LOOPBACK_NAMES, TokenChecker, check_bind, is_loopback
 from gr00t_exp.serve.service import PolicyService, RequestError
 
 log = logging.getLogger(__name__)
 
 _STATUS = {"bad_request": 400, "unauthorized": 401, "forbidden": 403, "not_found": 404, "too_large": 413,
-           "busy": 503, "internal": 500}  # fmt: skip
+           "unsupported_media_type": 415, "busy": 503, "timeout": 504, "internal": 500}  # fmt: skip
+_WILDCARDS = frozenset({"", "0.0.0.0", "::", "*"})
 
 
-def build_app(policy: BasePolicy, api_token: str | None = None, max_message_bytes: int = 64 << 20):
+def _host_name(header: str) -> str:
+    """'host:port' / '[v6]:port' -> the lower-case host name."""
+    h = header.strip().lower()
+    if h.startswith("["):
+        return h[1 : h.find("]")] if "]" in h else h
+    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+
+
+def allowed_host_names(bind_host: str, allowed_hosts: list[str] | tuple[str, ...] = ()) -> frozenset[str]:
+    """Host header values accepted: loopback names and addresses, the bound address (unless a
+    wildcard), and the configured ones ('*' = any)."""
+    names = set(LOOPBACK_NAMES) | {"127.0.0.1", "::1"}
+    if bind_host.strip("[]").lower() not in _WILDCARDS and not is_loopback(bind_host):
+        names.add(bind_host.strip("[]").lower())
+    names |= {str(h).strip("[]").lower() for h in allowed_hosts}
+    return frozenset(names)
+
+
+def build_app(
+    policy: BasePolicy,
+    api_token: str | None = None,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
+    *,
+    protocol: str = "auto",
+    max_batch: int = 64,
+    max_queue: int = 64,
+    request_timeout_ms: int = 10_000,
+    bind_host: str = "127.0.0.1",
+    allowed_hosts: list[str] | tuple[str, ...] = (),
+    allowed_origins: list[str] | tuple[str, ...] = (),
+    max_json_containers: int = DecodeLimits.max_json_containers,
+):
     app = FastAPI(title="gr00t_exp policy server", docs_url=None, redoc_url=None, openapi_url=None)
     token = TokenChecker(api_token)
     service = PolicyService(
-        policy, auth_token=token.required, max_message_bytes=max_message_bytes, transport="http"
+        policy,
+        auth_token=token.required,
+        max_message_bytes=max_message_bytes,
+        transport="http",
+        protocol=protocol,
+        max_batch=max_batch,
     )
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-worker")
     app.state.worker = worker
+    app.state.service = service
+    app.state.dropped = 0  # requests dropped unrun (client gone or deadline passed)
+    limits = DecodeLimits(max_json_containers=int(max_json_containers))
+    hosts = allowed_host_names(bind_host, allowed_hosts)
+    origins = frozenset(str(o).rstrip("/").lower() for o in allowed_origins)
+    queued = [0]  # requests waiting for or running on the worker (event loop only)
 
     def err(message: str, code: str) -> Response:
         return JSONResponse({"error": message, "code": code, "detail": message}, status_code=_STATUS[code])
+
+    @app.middleware("http")
+    async def browser_guard(request: Request, call_next):
+        # DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends Host: evil.example.
+        host = _host_name(request.headers.get("host", ""))
+        if "*" not in hosts and host not in hosts:
+            return err(
+                "Host header not allowed; add it to deploy.server.allowed_hosts if this server is "
+                "reached under that name",
+                "forbidden",
+            )
+        origin = request.headers.get("origin")
+        if origin is not None and "*" not in origins and origin.rstrip("/").lower() not in origins:
+            return err("cross-origin requests are refused (deploy.server.allowed_origins)", "forbidden")
+        if request.method == "POST":
+            ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if ctype != "application/json":
+                return err(
+                    "POST bodies must be sent with Content-Type: application/json", "unsupported_media_type"
+                )
+        return await call_next(request)
 
     def header_token(request: Request) -> str | None:
         auth = request.headers.get("authorization", "")
@@ -57,8 +129,9 @@ def build_app(policy: BasePolicy, api_token: str | None = None, max_message_byte
             return auth[7:].strip()
         return request.headers.get("x-api-token")
 
-    def authorized(request: Request, body_token: Any = None) -> bool:
-        return token.check(header_token(request) or body_token)
+    def authorized(request: Request) -> bool:
+        # Headers only: checked before the body is read, so an unauthenticated peer costs nothing.
+        return token.check(header_token(request))
 
     async def read_body(request: Request) -> bytes:
         length = request.headers.get("content-length")
@@ -75,6 +148,7 @@ def build_app(policy: BasePolicy, api_token: str | None = None, max_message_byte
     async def parse_json(request: Request) -> dict:
         body = await read_body(request)
         try:
+            check_json(body, limits)
             # parsed off the event loop so /health stays responsive during a large body
             payload = (
                 await asyncio.to_thread(json_codec.loads, body)
@@ -87,8 +161,31 @@ def build_app(policy: BasePolicy, api_token: str | None = None, max_message_byte
             raise RequestError(f"request body must be a JSON object, got {type(payload).__name__}")
         return payload
 
-    async def in_worker(fn):
-        return await asyncio.get_running_loop().run_in_executor(worker, fn)
+    async def in_worker(request: Request, fn):
+        """Run `fn` on the policy worker: refused beyond max_queue, dropped unrun when the client
+        has gone or the deadline passed while it waited."""
+        if queued[0] >= max_queue:
+            raise RequestError("server busy: too many queued requests, retry later", "busy")
+        deadline = time.perf_counter() + request_timeout_ms / 1e3
+        gone = asyncio.Event()
+
+        def job():
+            if gone.is_set() or time.perf_counter() > deadline:
+                app.state.dropped += 1
+                raise RequestError("deadline exceeded before the request was run", "timeout")
+            return fn()
+
+        queued[0] += 1
+        try:
+            fut = asyncio.get_running_loop().run_in_executor(worker, job)
+            while True:
+                done, _ = await asyncio.wait({fut}, timeout=0.1)
+                if done:
+                    return fut.result()
+                if await request.is_disconnected():
+                    gone.set()  # a job not yet started is dropped; a running one finishes
+        finally:
+            queued[0] -= 1
 
     @app.get("/health")
     async def health():
@@ -104,15 +201,16 @@ def build_app(policy: BasePolicy, api_token: str | None = None, max_message_byte
     async def modality_config(request: Request):
         if not authorized(request):
             return err("Unauthorized: Invalid API token", "unauthorized")
-        return {k: v.as_dict() for k, v in policy.get_modality_config().items()}
+        return {k: v.as_dict() for k, v in policy.get_modality_config(service.generation).items()}
 
     @app.post("/reset")
     async def reset(request: Request):
         try:
-            payload = await parse_json(request)
-            if not authorized(request, payload.get("api_token")):
+            if not authorized(request):
                 return err("Unauthorized: Invalid API token", "unauthorized")
-            reply, _ = await in_worker(lambda: service.handle("reset", {"options": payload.get("options")}))
+            payload = await parse_json(request)
+            data = {"options": payload.get("options")}
+            reply, _ = await in_worker(request, lambda: service.handle("reset", data))
             return Response(json_codec.dumps(reply), media_type="application/json")
         except RequestError as e:
             return err(str(e), e.code)
@@ -121,25 +219,28 @@ def build_app(policy: BasePolicy, api_token: str | None = None, max_message_byte
     async def act(request: Request):
         t0 = time.perf_counter()
         try:
-            payload = await parse_json(request)
-            if not authorized(request, payload.get("api_token")):
+            if not authorized(request):
                 return err("Unauthorized: Invalid API token", "unauthorized")
+            payload = await parse_json(request)
             if "encoded" in payload:
+                # Upstream's server: the JSON text of the whole payload, then its ["observation"].
                 enc = payload["encoded"]
                 if not isinstance(enc, str):
-                    raise RequestError("'encoded' must be a JSON string")
+                    raise RequestError("'encoded' must be a JSON string of {\"observation\": ...}")
                 try:
-                    observation = json_codec.loads(enc)
+                    check_json(enc.encode("utf-8", "surrogatepass"), limits)
+                    payload = json_codec.loads(enc)
                 except WireError as e:
                     raise RequestError(f"cannot decode 'encoded': {e}") from None
-            elif "observation" in payload:
-                observation = payload["observation"]
-            else:
-                raise RequestError("request body needs 'observation' (or 'encoded')")
+                if not isinstance(payload, dict) or "observation" not in payload:
+                    raise RequestError("'encoded' must hold a JSON object with an 'observation' key")
+            if "observation" not in payload:
+                raise RequestError("request body needs 'observation' (or upstream's 'encoded')")
+            observation = payload["observation"]
             lists = bool(payload.get("return_lists")) or request.query_params.get("format") == "list"
             data = {"observation": observation, "options": payload.get("options")}
             decode_ms = (time.perf_counter() - t0) * 1e3
-            (action, info), _ = await in_worker(lambda: service.handle("get_action", data))
+            (action, info), _ = await in_worker(request, lambda: service.handle("get_action", data))
             t1 = time.perf_counter()
             text = json_codec.dumps(action, lists=lists)
             ms = {
@@ -165,11 +266,32 @@ class HttpPolicyServer:
         port: int = 8000,
         api_token: str | None = None,
         allow_insecure_remote: bool = False,
-        max_message_bytes: int = 64 << 20,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        protocol: str = "auto",
+        max_batch: int = 64,
+        max_queue: int = 64,
+        request_timeout_ms: int = 10_000,
+        allowed_hosts: list[str] | tuple[str, ...] = (),
+        allowed_origins: list[str] | tuple[str, ...] = (),
+        max_connections: int = 64,
+        max_json_containers: int = DecodeLimits.max_json_containers,
     ):
         check_bind(host, api_token, allow_insecure_remote)
         self.host, self.port = host, int(port)
-        self.app = build_app(policy, api_token, max_message_bytes)
+        self.max_connections = int(max_connections)
+        self.app = build_app(
+            policy,
+            api_token,
+            max_message_bytes,
+            protocol=protocol,
+            max_batch=max_batch,
+            max_queue=max_queue,
+            request_timeout_ms=request_timeout_ms,
+            bind_host=host,
+            allowed_hosts=list(allowed_hosts or ()),
+            allowed_origins=list(allowed_origins or ()),
+            max_json_containers=max_json_containers,
+        )
         self._server = None
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
@@ -187,7 +309,14 @@ class HttpPolicyServer:
             raise OSError(f"cannot bind {self.host}:{self.port}: {e} (deploy.server.host/port)") from None
         self.port = sock.getsockname()[1]
         self._sock = sock
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=2,
+            limit_concurrency=self.max_connections,  # beyond it: 503 at once
+            timeout_keep_alive=5,
+        )
         self._server = uvicorn.Server(config)
 
     def start(self) -> HttpPolicyServer:

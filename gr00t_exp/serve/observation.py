@@ -1,4 +1,4 @@
-"""Observation validation and the two wire formats (gr00t_reference.md §6.2, §6.4).
+"""Observation validation and the two wire formats (docs/upstream.md "Wire formats").
 
 N1.5 flat:   {"video.<view>": uint8 (T,H,W,3), "state.<key>": float (T,D), "annotation.<...>": [str]}
              batched when every state array is 3-D: (B,T,H,W,3) / (B,T,D) / B strings.
@@ -13,10 +13,13 @@ Actions go back in the caller's format: flat `action.<key>` (16,D) / (B,16,D), o
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 FLAT = "flat"
 NESTED = "nested"
@@ -113,8 +116,21 @@ def _language_list(name: str, value: Any, batch: int, batched: bool) -> list[str
     return items
 
 
-def parse_observation(obs: Any, spec: ObservationSpec) -> Observation:
-    """Validate `obs` (either format) against `spec`; raise ObservationError naming the problem."""
+_LOGGED_OWN_ACTIONS: set[tuple[str, ...]] = set()
+
+
+def _ignore_own_actions(keys: list[str]) -> None:
+    """Upstream's N1.5 eval_policy.py sends the dataset step, `action.*` keys included: those are
+    the policy's own outputs, so they are dropped (said once per key set), never an error."""
+    key = tuple(sorted(keys))
+    if key not in _LOGGED_OWN_ACTIONS:
+        _LOGGED_OWN_ACTIONS.add(key)
+        log.info("ignoring the policy's own action keys sent in the observation: %s", list(key))
+
+
+def parse_observation(obs: Any, spec: ObservationSpec, max_batch: int | None = None) -> Observation:
+    """Validate `obs` (either format) against `spec`; raise ObservationError naming the problem.
+    `max_batch`: the largest batch accepted (deploy.server.max_batch)."""
     if not isinstance(obs, dict):
         raise ObservationError(f"observation must be a dict, got {type(obs).__name__}")
     fmt = detect_format(obs)
@@ -122,6 +138,7 @@ def parse_observation(obs: Any, spec: ObservationSpec) -> Observation:
     states: dict[str, Any] = {}
     lang: dict[str, Any] = {}
     unknown: list[str] = []
+    own_actions: list[str] = []
     if fmt == NESTED:
         for group in NESTED_GROUPS:
             sub = obs.get(group, {})
@@ -141,8 +158,12 @@ def parse_observation(obs: Any, spec: ObservationSpec) -> Observation:
                 states[k[len("state.") :]] = v
             elif "annotation" in k:
                 lang[k] = v
+            elif k.startswith("action.") and k[len("action.") :] in spec.action:
+                own_actions.append(k)
             else:
                 unknown.append(k)
+        if own_actions:
+            _ignore_own_actions(own_actions)
     prefix_v, prefix_s = ("video.", "state.") if fmt == FLAT else ("video/", "state/")
 
     missing = [prefix_v + k for k in spec.video if k not in videos]
@@ -227,6 +248,13 @@ def parse_observation(obs: Any, spec: ObservationSpec) -> Observation:
 
     if batch is None:
         batch = 1
+    if batch == 0:
+        raise ObservationError("batch size 0: send at least one sample (the first axis of every array)")
+    if max_batch is not None and batch > max_batch:
+        raise ObservationError(
+            f"batch size {batch} exceeds this server's limit of {max_batch} (deploy.server.max_batch); "
+            "split the batch"
+        )
     language: list[str]
     if spec.language_key is None:
         language = [""] * batch

@@ -29,6 +29,7 @@ from gr00t_exp.serve.checkpoint_meta import (
     read_metadata,
 )
 from gr00t_exp.serve.observation import Observation, ObservationSpec
+from gr00t_exp.serve.protocol import checkpoint_generation
 
 __all__ = ["BasePolicy", "CheckpointMismatchError", "ConstantPolicy", "Gr00tPolicy"]
 
@@ -75,6 +76,7 @@ class Gr00tPolicy(BasePolicy):
         if not self.checkpoint.is_dir():
             raise FileNotFoundError(f"deploy.policy.checkpoint={checkpoint}: no such directory")
         self.embodiment_tag, entry = read_metadata(self.checkpoint, embodiment_tag)
+        self.generation = checkpoint_generation(self.checkpoint)  # protocol=auto speaks this
         trained = (entry.get("gr00t_exp") or {}).get("config", {}).get("embodiment")
         if trained is not None and embodiment is not None:
             diffs = compare_embodiments(trained, embodiment)

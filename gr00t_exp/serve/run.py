@@ -2,51 +2,41 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import signal
 import threading
+from dataclasses import fields
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from gr00t_exp.embodiment import EmbodimentLayout, prefixed
 from gr00t_exp.serve.base import BasePolicy, ConstantPolicy
+from gr00t_exp.serve.config import ServerConfig
 from gr00t_exp.serve.observation import ObservationSpec
 from gr00t_exp.serve.security import InsecureBindError, resolve_token
 
 log = logging.getLogger(__name__)
 
 
-def _bare(keys: Any, group: str) -> list[str]:
-    return [k[len(group) + 1 :] if str(k).startswith(group + ".") else str(k) for k in keys or []]
-
-
-def spec_from_embodiment(
-    emb: Any, image_size: list[int] | None = None, strict: bool = True
-) -> ObservationSpec:
-    """An ObservationSpec from an EmbodimentConfig whose `modality` gives the key widths."""
-    modality = emb.get("modality") if hasattr(emb, "get") else getattr(emb, "modality", None)
-    if not modality:
+def spec_from_embodiment(emb: Any, image_size: list[int] | None = None, strict: bool = True) -> ObservationSpec:
+    """An ObservationSpec from an embodiment config whose `modality` gives the key widths."""
+    layout = EmbodimentLayout.build(emb)
+    if not layout.has_widths:
         raise ValueError(
-            f"embodiment '{emb.name}' has no `modality` layout to size state/action keys; "
+            f"embodiment '{layout.name}' has no `modality` layout to size state/action keys; "
             "add one to conf/embodiment/<name>.yaml (or serve a checkpoint / a replay dataset)"
         )
-
-    def width(group: str, key: str) -> int:
-        try:
-            s = modality[group][key]
-        except KeyError:
-            raise ValueError(f"embodiment.modality.{group} has no key '{key}'") from None
-        return int(s["end"]) - int(s["start"])
-
     res = tuple(int(v) for v in image_size) if image_size else None
     return ObservationSpec(
-        video={k: res for k in _bare(emb.video_keys, "video")},
-        state={k: width("state", k) for k in _bare(emb.state_keys, "state")},
-        action={k: width("action", k) for k in _bare(emb.action_keys, "action")},
-        language_key=emb.language_key,
-        video_horizon=len(emb.observation_indices),
-        state_horizon=len(emb.observation_indices),
-        action_horizon=len(emb.action_indices),
+        video={k: res for k in layout.keys("video")},
+        state=layout.widths("state"),
+        action=layout.widths("action"),
+        language_key=prefixed("annotation", layout.language_key),
+        video_horizon=layout.observation_horizon,
+        state_horizon=layout.observation_horizon,
+        action_horizon=layout.action_horizon,
         strict=strict,
     )
 
@@ -91,38 +81,45 @@ def build_policy(cfg: DictConfig) -> BasePolicy:
     raise ValueError(f"deploy.policy.kind={pc.kind!r} is unknown; use gr00t, replay or constant")
 
 
-def build_server(cfg: DictConfig, policy: BasePolicy):
-    sc = cfg.deploy.server
-    token = resolve_token(sc.api_token)
-    if sc.kind == "zmq":
+def _server_class(kind: str) -> type:
+    # Imported on demand: the HTTP server needs the optional fastapi/uvicorn extra.
+    if kind == "zmq":
         from gr00t_exp.serve.zmq_server import ZmqPolicyServer
 
-        return ZmqPolicyServer(
-            policy,
-            host=sc.host,
-            port=sc.port,
-            api_token=token,
-            allow_insecure_remote=sc.allow_insecure_remote,
-            curve_secret_key_file=sc.curve_secret_key_file,
-            curve_authorized_keys_dir=sc.curve_authorized_keys_dir,
-            max_message_bytes=sc.max_message_bytes,
-            enable_kill=sc.enable_kill,
-            max_queue=sc.max_queue,
-        )
-    if sc.kind == "http":
+        return ZmqPolicyServer
+    if kind == "http":
         from gr00t_exp.serve.http_server import HttpPolicyServer
 
-        if sc.curve_secret_key_file:
-            raise ValueError("deploy.server.curve_secret_key_file applies to kind=zmq only")
-        return HttpPolicyServer(
-            policy,
-            host=sc.host,
-            port=sc.port,
-            api_token=token,
-            allow_insecure_remote=sc.allow_insecure_remote,
-            max_message_bytes=sc.max_message_bytes,
-        )
-    raise ValueError(f"deploy.server.kind={sc.kind!r} is unknown; use zmq or http")
+        return HttpPolicyServer
+    raise ValueError(f"deploy.server.kind={kind!r} is unknown; use zmq or http")
+
+
+def server_kwargs(sc: Any, server_cls: type) -> dict[str, Any]:
+    """Every ServerConfig field (but `kind`) as a keyword of `server_cls`; a field that server does
+    not take is refused when set, so no configured value is silently dropped."""
+    params = inspect.signature(server_cls).parameters
+    defaults = ServerConfig()
+    kwargs: dict[str, Any] = {}
+    for f in fields(ServerConfig):
+        if f.name == "kind":
+            continue
+        value = getattr(sc, f.name)
+        if f.name in params:
+            kwargs[f.name] = value
+        elif value != getattr(defaults, f.name):
+            raise ValueError(
+                f"deploy.server.{f.name}={value!r} is not an option of the {sc.kind} server "
+                f"({server_cls.__name__}); remove the override (or use deploy.server.kind=zmq)"
+            )
+    kwargs["api_token"] = resolve_token(kwargs["api_token"])
+    return kwargs
+
+
+def build_server(cfg: DictConfig, policy: BasePolicy):
+    """The configured server around `policy` (not started)."""
+    sc = cfg.deploy.server
+    server_cls = _server_class(str(sc.kind))
+    return server_cls(policy, **server_kwargs(sc, server_cls))
 
 
 def run(cfg: DictConfig) -> int:

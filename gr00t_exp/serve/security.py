@@ -5,17 +5,29 @@ Rules (docs/serving.md):
 - binding any other interface requires an API token of at least MIN_TOKEN_CHARS characters
   (or CurveZMQ with an allow-list of client keys), unless `allow_insecure_remote=true`;
 - tokens are compared in constant time (hmac.compare_digest).
-Standard library only.
+Standard library and the torch-free gr00t_exp_client only.
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
-import os
 from pathlib import Path
 
-TOKEN_ENV = "GR00T_EXP_API_TOKEN"
+# One definition of the token variable and its fallback, shared with the robot-side client.
+from gr00t_exp_client.protocol import TOKEN_ENV, resolve_token
+
+__all__ = [
+    "MIN_TOKEN_CHARS",
+    "TOKEN_ENV",
+    "InsecureBindError",
+    "TokenChecker",
+    "check_bind",
+    "is_loopback",
+    "load_curve_keypair",
+    "resolve_token",
+]
+
 MIN_TOKEN_CHARS = 16
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
@@ -33,12 +45,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(h).is_loopback
     except ValueError:
         return False
-
-
-def resolve_token(configured: str | None) -> str | None:
-    """The configured token, else $GR00T_EXP_API_TOKEN, else None (empty strings count as None)."""
-    token = configured if configured else os.environ.get(TOKEN_ENV)
-    return token or None
 
 
 def check_bind(

@@ -1,7 +1,7 @@
 """Transport-independent request handling shared by the ZeroMQ and HTTP servers.
 
 `PolicyService.handle(endpoint, data)` returns the reply object (or raises `RequestError` with a
-code). Endpoints follow upstream (gr00t_reference.md §6.2/§6.4) plus `metadata` (handshake).
+code). Endpoints follow upstream (docs/upstream.md "Wire formats") plus `metadata` (handshake).
 Errors become `{"error": <message>, "code": <code>}`; tracebacks stay in the server log.
 """
 
@@ -16,6 +16,7 @@ from gr00t_exp_client.wire import WireError
 from gr00t_exp import __version__
 from gr00t_exp.serve.base import BasePolicy
 from gr00t_exp.serve.observation import ObservationError
+from gr00t_exp.serve.protocol import resolve_protocol
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +59,22 @@ class PolicyService:
         enable_kill: bool = False,
         max_message_bytes: int | None = None,
         transport: str = "zmq",
+        protocol: str = "auto",
+        max_batch: int | None = None,
     ):
         self.policy = policy
         self.enable_kill = enable_kill
         self.transport = transport
         self.kill_requested = False
+        self.generation = resolve_protocol(protocol, policy)
+        if max_batch is not None:
+            if max_batch < 1:
+                raise ValueError(f"deploy.server.max_batch must be >= 1, got {max_batch}")
+            policy.max_batch = int(max_batch)
         self._server_info = {
             "transport": transport,
+            "protocol_generation": self.generation,
+            "max_batch": policy.max_batch,
             "auth": {"api_token": auth_token, "curve": curve},
             "kill_enabled": enable_kill,
             "max_message_bytes": max_message_bytes,
@@ -77,7 +87,7 @@ class PolicyService:
             "protocol_version": PROTOCOL_VERSION,
             "wire": "msgpack+npy",
             "endpoints": HTTP_ENDPOINTS if self.transport == "http" else ENDPOINTS,
-            "model_card": self.policy.model_card(),
+            "model_card": {**self.policy.model_card(), "protocol_generation": self.generation},
             **self._server_info,
         }
 
@@ -88,7 +98,7 @@ class PolicyService:
         if endpoint in ("metadata", "handshake"):
             return self.metadata(), {}
         if endpoint == "get_modality_config":
-            return self.policy.get_modality_config(), {}
+            return self.policy.get_modality_config(self.generation), {}
         if endpoint == "kill":
             if not self.enable_kill:
                 raise RequestError(
@@ -105,7 +115,9 @@ class PolicyService:
             observation, options, n16 = split_get_action(data)
             action, info = self._guard(lambda: self.policy.get_action_with_info(observation, options))
             return ([action, info] if n16 else action), info.get("timing_ms", {})
-        raise RequestError(f"unknown endpoint {endpoint!r}; endpoints: {', '.join(ENDPOINTS)}", "not_found")
+        if not isinstance(endpoint, str):
+            raise RequestError(f"'endpoint' must be a string, one of: {', '.join(ENDPOINTS)}")
+        raise RequestError(f"unknown endpoint; endpoints: {', '.join(ENDPOINTS)}")
 
     @staticmethod
     def _guard(fn):

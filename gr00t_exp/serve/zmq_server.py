@@ -8,8 +8,14 @@ thread; the worker's replies come back over an inproc socket and leave through t
 vanishes mid-request only loses its own reply (ROUTER drops replies to gone peers).
 
 Safety: loopback bind by default (see security.check_bind), constant-time token check, optional
-CurveZMQ encryption (+ client key allow-list), MAXMSGSIZE (larger messages drop the connection
-before they are buffered), `kill` off unless enabled, never unpickles (wire.py).
+CurveZMQ encryption (+ client key allow-list), MAXMSGSIZE (larger frames drop the connection
+before they are buffered) and a limit on the whole multi-frame message, `kill` off unless
+enabled, never unpickles (wire.py). Against a hostile peer: each body is first scanned
+(bounded.scan: declared lengths, entries, nesting, no allocation) and its token checked before
+the full decode; each peer has at most one request queued; every queued request carries a
+deadline (the client's `timeout_ms`, capped by `request_timeout_ms`) and is dropped unrun once
+it expires, so abandoned requests cannot delay a live client; a short ZMTP handshake interval
+and heartbeats reclaim connections that stall or die.
 """
 
 from __future__ import annotations
@@ -24,12 +30,15 @@ from typing import Any
 
 import zmq
 from gr00t_exp_client import wire
+from gr00t_exp_client.bounded import DecodeLimits, scan
 from gr00t_exp_client.memtune import tune_malloc
+from gr00t_exp_client.protocol import MAX_MESSAGE_BYTES
 
 from gr00t_exp.serve.base import BasePolicy
 from gr00t_exp.serve.security import TokenChecker, check_bind, load_curve_keypair
 from gr00t_exp.serve.service import (
     FAST_ENDPOINTS,
+    SLOW_ENDPOINTS,
     PolicyService,
     RequestError,
     error_reply,
@@ -38,6 +47,8 @@ from gr00t_exp.serve.service import (
 log = logging.getLogger(__name__)
 
 _ARRAY2 = b"\x92"  # msgpack fixarray header of length 2: [action, info] without re-packing the action
+# Frames of one request: REQ sends [identity, b"", body]; a DEALER may add routing frames.
+MAX_FRAMES = 8
 
 
 @dataclass
@@ -47,6 +58,7 @@ class _Job:
     data: Any
     t_recv: float
     decode_ms: float
+    deadline: float  # perf_counter seconds; the worker drops the job unrun past it
 
 
 class ZmqPolicyServer:
@@ -61,9 +73,14 @@ class ZmqPolicyServer:
         allow_insecure_remote: bool = False,
         curve_secret_key_file: str | Path | None = None,
         curve_authorized_keys_dir: str | Path | None = None,
-        max_message_bytes: int = 64 * 1024 * 1024,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
         enable_kill: bool = False,
         max_queue: int = 64,
+        protocol: str = "auto",
+        max_batch: int = 64,
+        request_timeout_ms: int = 10_000,
+        handshake_ivl_ms: int = 2_000,
+        max_decode_entries: int = DecodeLimits.max_entries,
     ):
         check_bind(
             host, api_token, allow_insecure_remote, curve_authenticated=bool(curve_authorized_keys_dir)
@@ -76,6 +93,10 @@ class ZmqPolicyServer:
         self.host = host
         self.port = port
         self.max_message_bytes = int(max_message_bytes)
+        self.request_timeout_ms = int(request_timeout_ms)
+        self.handshake_ivl_ms = int(handshake_ivl_ms)
+        self.limits = DecodeLimits(max_entries=int(max_decode_entries))
+        self.dropped_expired = 0  # requests whose deadline passed before the worker reached them
         self._token = TokenChecker(api_token)
         self._curve_file = curve_secret_key_file
         self._curve_dir = curve_authorized_keys_dir
@@ -86,8 +107,11 @@ class ZmqPolicyServer:
             enable_kill=enable_kill,
             max_message_bytes=self.max_message_bytes,
             transport="zmq",
+            protocol=protocol,
+            max_batch=max_batch,
         )
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=max_queue)
+        self._pending: dict[bytes, int] = {}  # peer identity -> queued requests (I/O thread only)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._ctx: zmq.Context | None = None
@@ -98,9 +122,19 @@ class ZmqPolicyServer:
     def start(self) -> ZmqPolicyServer:
         tune_malloc()
         self._ctx = zmq.Context()
+        # router + inproc pair + CURVE authenticator: a small socket table is enough.
+        self._ctx.setsockopt(zmq.MAX_SOCKETS, 64)
         router = self._ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
+        # A connection that has not finished the ZMTP handshake in this time is closed (default
+        # 30 s), and heartbeats close dead ones: stalled peers cannot pile up file descriptors.
+        router.setsockopt(zmq.HANDSHAKE_IVL, self.handshake_ivl_ms)
+        router.setsockopt(zmq.HEARTBEAT_IVL, 5_000)
+        router.setsockopt(zmq.HEARTBEAT_TIMEOUT, 15_000)
+        # Few frames buffered per peer: a flood waits in the peer's TCP window, not in our memory.
+        router.setsockopt(zmq.RCVHWM, 2 * MAX_FRAMES)
+        router.setsockopt(zmq.SNDHWM, 16)
         if self._curve_file:
             public, secret = load_curve_keypair(self._curve_file)
             if not secret:
@@ -148,7 +182,12 @@ class ZmqPolicyServer:
         if self._auth is not None:
             self._auth.stop()
         if self._ctx is not None:
-            self._ctx.term()
+            if any(t.is_alive() for t in self._threads):
+                # A policy call still running: term() would block until its socket closes. The
+                # worker is a daemon thread; it discards its result and the process exits cleanly.
+                log.warning("a policy call is still running; leaving it behind at shutdown")
+            else:
+                self._ctx.term()
             self._ctx = None
 
     def serve_forever(self) -> None:
@@ -183,37 +222,73 @@ class ZmqPolicyServer:
                 if results in events:
                     while True:
                         try:
-                            router.send_multipart(results.recv_multipart(zmq.NOBLOCK), copy=False)
+                            out = results.recv_multipart(zmq.NOBLOCK)
                         except zmq.Again:
                             break
+                        self._release(out[0])
+                        router.send_multipart(out, copy=False)
                 if router in events:
                     while True:
                         try:
-                            frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
+                            parts = self._recv_request(router)
                         except zmq.Again:
                             break
-                        # Routing frames as bytes (tiny); the body stays a zero-copy buffer.
-                        parts = [f.bytes for f in frames[:-1]] + [frames[-1].buffer]
+                        if parts is None:
+                            continue
                         try:
                             self._on_request(router, parts)
                         except Exception as e:  # never let one request stop the server
                             log.exception("request handling failed")
-                            if len(parts) >= 2:
-                                router.send_multipart(
-                                    [
-                                        *parts[:-1],
-                                        wire.encode(error_reply(f"internal error: {e}", "internal")),
-                                    ]
-                                )
+                            router.send_multipart(
+                                [*parts[:-1], wire.encode(error_reply(f"internal error: {e}", "internal"))]
+                            )
                 if self.service.kill_requested:
                     time.sleep(0.05)  # let the kill reply leave
                     self._stop.set()
+        except zmq.ContextTerminated:
+            pass  # shutting down
         except Exception:
             log.exception("zmq I/O loop failed")
             self._stop.set()
         finally:
             router.close(0)
             results.close(0)
+
+    def _recv_request(self, router: zmq.Socket) -> list | None:
+        """One whole multi-frame message as [routing frames..., body buffer], or None when it
+        was refused (too many frames or bytes in total: the rest is read and discarded, a short
+        error answered). Raises zmq.Again when nothing is waiting."""
+        first = router.recv(zmq.NOBLOCK, copy=False)
+        frames = [first]
+        total = len(first)
+        refused = ""
+        while router.get(zmq.RCVMORE):
+            frame = router.recv(copy=False)  # the rest of a message is already here
+            total += len(frame)
+            if refused:
+                continue
+            if len(frames) >= MAX_FRAMES:
+                refused = f"a request has at most {MAX_FRAMES} frames"
+            elif total > self.max_message_bytes:
+                refused = f"request exceeds {self.max_message_bytes} bytes (deploy.server.max_message_bytes)"
+            else:
+                frames.append(frame)
+        if len(frames) < 2:
+            return None  # not routable (a lone identity frame)
+        # The envelope is everything up to the empty delimiter REQ puts before the body.
+        envelope = [f.bytes for f in frames[:-1]]
+        if refused:
+            delim = envelope.index(b"") + 1 if b"" in envelope else 1
+            router.send_multipart([*envelope[:delim], wire.encode(error_reply(refused, "too_large"))])
+            return None
+        return [*envelope, frames[-1].buffer]
+
+    def _release(self, identity: bytes) -> None:
+        n = self._pending.get(identity, 0) - 1
+        if n > 0:
+            self._pending[identity] = n
+        else:
+            self._pending.pop(identity, None)
 
     def _on_request(self, router: zmq.Socket, frames: list) -> None:
         t_recv = time.perf_counter()
@@ -225,29 +300,51 @@ class ZmqPolicyServer:
             router.send_multipart([*envelope, wire.encode(obj)])
 
         try:
+            head = scan(body, self.limits)
+        except wire.WireError as e:
+            reply(error_reply(f"cannot decode request: {e}", "bad_request"))
+            return
+        if not head.is_map:
+            reply(error_reply("request must be a map {endpoint, data, api_token}", "bad_request"))
+            return
+        # Token first, from the cheap scan: an unauthenticated peer never gets the full decode.
+        if not self._token.check(head.api_token):
+            reply(error_reply("Unauthorized: Invalid API token", "unauthorized"))
+            return
+        endpoint = head.endpoint if "endpoint" in head.present else "get_action"
+        if not isinstance(endpoint, str) or endpoint in FAST_ENDPOINTS:
+            try:
+                reply(self.service.handle(endpoint, None)[0])
+            except RequestError as e:
+                reply(error_reply(str(e), e.code))
+            return
+        if endpoint not in SLOW_ENDPOINTS:
+            try:
+                self.service.handle(endpoint, None)
+            except RequestError as e:
+                reply(error_reply(str(e), e.code))
+            return
+        identity = envelope[0]
+        if self._pending.get(identity):
+            # A REQ peer has one request in flight; more from one identity is a flood.
+            reply(error_reply("a request from this connection is already queued; wait for its reply", "busy"))
+            return
+        try:
             request = wire.decode(body)
         except wire.WireError as e:
             reply(error_reply(f"cannot decode request: {e}", "bad_request"))
             return
         decode_ms = (time.perf_counter() - t_recv) * 1e3
-        if not isinstance(request, dict):
-            reply(error_reply(f"request must be a map, got {type(request).__name__}", "bad_request"))
-            return
-        if not self._token.check(request.get("api_token")):
-            reply(error_reply("Unauthorized: Invalid API token", "unauthorized"))
-            return
-        endpoint = request.get("endpoint", "get_action")
-        data = request.get("data")
-        if not isinstance(endpoint, str) or endpoint in FAST_ENDPOINTS:
-            try:
-                reply(self.service.handle(endpoint, data)[0])
-            except RequestError as e:
-                reply(error_reply(str(e), e.code))
-            return
+        timeout_ms = self.request_timeout_ms
+        if isinstance(head.timeout_ms, int) and head.timeout_ms > 0:
+            timeout_ms = min(timeout_ms, head.timeout_ms)
+        job = _Job(envelope, endpoint, request.get("data"), t_recv, decode_ms, t_recv + timeout_ms / 1e3)
         try:
-            self._jobs.put_nowait(_Job(envelope, endpoint, data, t_recv, decode_ms))
+            self._jobs.put_nowait(job)
         except queue.Full:
             reply(error_reply("server busy: too many queued requests, retry later", "busy"))
+            return
+        self._pending[identity] = self._pending.get(identity, 0) + 1
 
     def _worker_loop(self) -> None:
         assert self._ctx is not None
@@ -262,7 +359,15 @@ class ZmqPolicyServer:
                     continue
                 if job is None:
                     break
-                push.send_multipart([*job.envelope, self._run_job(job)], copy=False)
+                if time.perf_counter() > job.deadline:
+                    # Its client has given up (or will before a result could arrive): never run it.
+                    self.dropped_expired += 1
+                    out = wire.encode(error_reply("deadline exceeded before the request was run", "timeout"))
+                else:
+                    out = self._run_job(job)
+                push.send_multipart([*job.envelope, out], copy=False)
+        except zmq.ContextTerminated:
+            pass  # shutting down while a job ran: its reply has nowhere to go
         finally:
             push.close(0)
 

@@ -6,21 +6,21 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
+
+from gr00t_exp.data.datamodule import Gr00tDataModule
+from gr00t_exp.model import build_model
+from gr00t_exp.model.tuning import apply_tuning
 
 
 def build_datamodule(cfg: DictConfig) -> Any:
     """The project's Gr00tDataModule (its `source_paths()` writes a synthetic dataset once, cached)."""
-    from gr00t_exp.data.datamodule import Gr00tDataModule
-
     return Gr00tDataModule.from_config(cfg)
 
 
 def build_model_for_training(cfg: DictConfig) -> Any:
     """build_model(cfg.model) then the tuning flags / LoRA of cfg.model."""
-    from gr00t_exp.model import build_model
-    from gr00t_exp.model.tuning import apply_tuning
-
     model = build_model(cfg.model, device=_build_device(cfg))
     apply_tuning(model, cfg.model)
     dtype = frozen_dtype(cfg)
@@ -31,8 +31,6 @@ def build_model_for_training(cfg: DictConfig) -> Any:
 
 def frozen_dtype(cfg: DictConfig) -> Any:
     """The dtype frozen weights train in (`model.frozen_dtype`), None = leave them as built."""
-    import torch
-
     choice = str(cfg.model.frozen_dtype)
     if choice == "auto":
         # FSDP flattens a unit's parameters into one buffer of one dtype (and casts for compute
@@ -71,8 +69,6 @@ def _build_device(cfg: DictConfig) -> str | None:
 
     FSDP shards from CPU weights, so it builds on the CPU.
     """
-    import torch
-
     if (
         cfg.trainer.accelerator not in ("gpu", "cuda", "auto")
         or not torch.cuda.is_available()

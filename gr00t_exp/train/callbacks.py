@@ -16,6 +16,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import RichProgressBar
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,6 @@ class ThroughputMonitor(pl.Callback):
 def step_progress_bar() -> pl.Callback:
     """Rich progress bar whose total is the run's optimiser steps (the training loader is endless,
     so the default per-epoch total would be unknown and the bar would show no ETA)."""
-    from pytorch_lightning.callbacks import RichProgressBar
 
     class StepRichProgressBar(RichProgressBar):
         @property

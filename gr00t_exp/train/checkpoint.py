@@ -2,7 +2,8 @@
 
 A checkpoint file appears under its final name only once it is complete: bytes go to a hidden
 temporary file in the same directory, are fsync'ed, then `os.replace`d into place (atomic on POSIX).
-An interrupted write leaves only a `.<name>.tmp-<pid>` file, which resume never picks up.
+An interrupted write leaves only a `.<name>.tmp-<pid>-*` file, which resume never picks up and the
+next save in that directory deletes once its writer is gone (`remove_stale_temp`).
 """
 
 from __future__ import annotations
@@ -19,16 +20,53 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
+from gr00t_exp.config.redact import redact
+
 log = logging.getLogger(__name__)
 
 CKPT_SUFFIX = ".ckpt"
+TMP_MARK = ".tmp-"  # temporary files: .<name>.tmp-<pid>-<random>
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temp(directory: str | Path) -> list[Path]:
+    """Delete the temporary files that killed writes left in `directory` (their writer is gone).
+
+    A hard kill (SIGKILL, OOM, pre-emption) cannot run cleanup, and each leftover is as large as a
+    checkpoint. Files of a live writer (another rank, a concurrent job) are kept."""
+    removed = []
+    d = Path(directory)
+    if not d.is_dir():
+        return removed
+    for p in d.glob(f".*{TMP_MARK}*"):
+        pid_text = p.name.rpartition(TMP_MARK)[2].split("-")[0]
+        pid = int(pid_text) if pid_text.isdigit() else None
+        if pid is not None and (pid == os.getpid() or _pid_alive(pid)):
+            continue
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            continue
+    if removed:
+        log.info("removed %d temporary file(s) left by interrupted checkpoint writes in %s", len(removed), d)
+    return removed
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """torch.save `obj` to `path` so that `path` is either absent/old or complete, never partial."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TMP_MARK}{os.getpid()}-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
@@ -60,9 +98,17 @@ def _fsync_dir(directory: Path) -> None:
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning CheckpointIO plugin writing local files with `atomic_torch_save`."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._swept: set[Path] = set()
+
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         if "://" in str(path):  # remote file systems: Lightning's fsspec transaction
             return super().save_checkpoint(checkpoint, path, storage_options)
+        parent = Path(path).parent
+        if parent not in self._swept:  # once per directory: leftovers of an earlier, killed run
+            remove_stale_temp(parent)
+            self._swept.add(parent)
         atomic_torch_save(checkpoint, path)
 
 
@@ -99,13 +145,14 @@ def export_hub(
     metadata = json.loads(json.dumps(metadata))  # a deep, JSON-clean copy
     info: dict[str, Any] = dict(extra or {})
     if cfg is not None:
-        info["config"] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        # Resolved, then secrets (api tokens) redacted: an export must never carry credentials.
+        info["config"] = redact(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     for entry in metadata.values():
         if isinstance(entry, dict):
             entry["gr00t_exp"] = info
     out = Path(save_pretrained(model, out_dir, metadata=metadata))
     if cfg is not None:
-        text = OmegaConf.to_yaml(cfg, resolve=True)
+        text = OmegaConf.to_yaml(OmegaConf.create(info["config"]))
         (out / "experiment_cfg").mkdir(parents=True, exist_ok=True)
         tmp = out / "experiment_cfg" / ".config.yaml.tmp"
         tmp.write_text(text)

@@ -6,19 +6,19 @@ cannot work stops in seconds instead of after model loading or mid-epoch.
 
 from __future__ import annotations
 
+import logging
+import shutil
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-# N1.5's EMBODIMENT_TAG_MAPPING (gr00t_reference.md §1.8): tag -> projector index.
-N15_EMBODIMENT_IDS = {
-    "gr1": 24,
-    "oxe_droid": 17,
-    "agibot_genie1": 26,
-    "new_embodiment": 31,
-}
+from gr00t_exp.embodiment import EmbodimentLayout, family_of, projector_table
+
+log = logging.getLogger(__name__)
 
 
 class PreflightError(ValueError):
@@ -63,6 +63,11 @@ def dataset_roots(cfg: DictConfig) -> list[Path]:
     roots = []
     for i, src in enumerate(cfg.data.sources):
         p = Path(str(src.path)).expanduser()
+        if p.is_file():
+            raise PreflightError(
+                f"data.sources[{i}].path={src.path} is a file, not a dataset directory; point it at the "
+                "dataset root (the folder holding meta/info.json)"
+            )
         if not p.is_dir():
             raise PreflightError(
                 f"data.sources[{i}].path={src.path}: no such directory; point it at a LeRobot dataset root "
@@ -87,15 +92,64 @@ def check_datasets(cfg: DictConfig, roots: list[Path]) -> list[Any]:
         try:
             metas.append(load_meta(root, cfg.embodiment))
         except DatasetError as e:
-            raise PreflightError(
-                f"dataset data.sources[{i}] ({root}) does not fit embodiment={cfg.embodiment.name}:\n{e}"
-            ) from e
+            # Only key mismatches are about the embodiment; anything else is the dataset's own problem.
+            fit = e.issues and all(i.check.startswith("embodiment.") for i in e.issues)
+            what = f"does not fit embodiment={cfg.embodiment.name}" if fit else "cannot be read"
+            raise PreflightError(f"dataset data.sources[{i}] ({root}) {what}:\n{e}") from e
     return metas
 
 
-def _width(meta: Any, group: str, keys: list[str]) -> int:
-    specs = getattr(meta.modality, group)
-    return sum(specs[k.partition(".")[2]].width for k in keys)
+def check_data(metas: list[Any]) -> None:
+    """The data itself, before step 1: finite values, row counts vs the episode list, unlisted
+    episodes, timestamps vs fps, every video opens and decodes its first and last frame, frame
+    counts and fps vs info.json (mode=validate's cheap checks). Each error names file and fix."""
+    from gr00t_exp.data.tools.validate import data_checks
+
+    for meta in metas:
+        t0 = time.perf_counter()
+        errors = [i for i in data_checks(meta) if i.severity == "error"]
+        log.info("pre-flight data checks of %s: %.1f s", meta.root, time.perf_counter() - t0)
+        if errors:
+            shown = "\n".join(f"  - {i}" for i in errors[:20])
+            more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+            raise PreflightError(
+                f"dataset {meta.root} has {len(errors)} data error(s); training would skip, repeat or "
+                f"crash on them:\n{shown}{more}\n(python run.py mode=validate tools.dataset={meta.root} "
+                "writes the full report)"
+            )
+
+
+# Margin beyond the checkpoints' own size (logs, exports). Without room a checkpoint write fails
+# mid-way and torch's zip writer reports `[enforce fail at inline_container.cc]`, not "disk full".
+MIN_FREE_BYTES = 64 << 20
+
+
+def check_output_dirs(dirs: list[Path], need_bytes: int = MIN_FREE_BYTES) -> None:
+    """Each run directory can be created, written and has `need_bytes` free."""
+    for d in dirs:
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=d, prefix=".write-test-"):
+                pass
+        except OSError as e:
+            raise PreflightError(
+                f"{d} is not writable ({e.strerror or e}); set hydra.run.dir (or paths.output_dir) to a "
+                "writable folder"
+            ) from None
+        free = shutil.disk_usage(d).free
+        if free < need_bytes:
+            raise PreflightError(
+                f"{d} has {free / 2**30:.2f} GiB free, less than the {need_bytes / 2**30:.2f} GiB a checkpoint "
+                "needs; free space there or point hydra.run.dir at another disk"
+            )
+
+
+def checkpoint_bytes(model: torch.nn.Module, trainable_only: bool) -> int:
+    """About what one checkpoint takes: fp32 weights (all or trainable) + AdamW's two moments."""
+    params = [p for p in model.parameters() if p.requires_grad or not trainable_only]
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    weights = sum(p.numel() * p.element_size() for p in params)
+    return int(weights + 2 * 4 * trainable)
 
 
 def check_embodiment_fits_model(cfg: DictConfig, metas: list[Any], model_cfg: Any | None = None) -> None:
@@ -109,8 +163,8 @@ def check_embodiment_fits_model(cfg: DictConfig, metas: list[Any], model_cfg: An
     max_action = int(head.action_dim) if head is not None else int(emb.max_action_dim)
     horizon = int(head.action_horizon) if head is not None else None
     for meta in metas:
-        sw = _width(meta, "state", list(emb.state_keys))
-        aw = _width(meta, "action", list(emb.action_keys))
+        layout = EmbodimentLayout.from_meta(emb, meta)
+        sw, aw = layout.width("state"), layout.width("action")
         if sw > max_state:
             raise PreflightError(
                 f"embodiment={emb.name}: the state keys are {sw} wide but the model takes at most {max_state} "
@@ -138,10 +192,12 @@ def check_embodiment_fits_model(cfg: DictConfig, metas: list[Any], model_cfg: An
             f"{horizon}; set embodiment.action_indices to {horizon} steps (or model.action_horizon)"
         )
     tag = emb.embodiment_tag
-    if cfg.model.base_model_path and tag not in N15_EMBODIMENT_IDS:
+    family = family_of(str(cfg.model.name))
+    known = projector_table(family)
+    if cfg.model.base_model_path and tag not in known:
         raise PreflightError(
-            f"embodiment.embodiment_tag={tag!r} has no projector in the pretrained N1.5 checkpoint; use "
-            f"new_embodiment for a new robot (or one of: {', '.join(sorted(N15_EMBODIMENT_IDS))})"
+            f"embodiment.embodiment_tag={tag!r} has no projector in the pretrained {family} checkpoint; "
+            f"use new_embodiment for a new robot (or one of: {', '.join(sorted(known))})"
         )
 
 

@@ -11,6 +11,7 @@ import torch
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+from gr00t_exp.model import tuning
 from gr00t_exp.train.checkpoint import dataset_identity, export_hub
 from gr00t_exp.train.metadata import build_metadata
 
@@ -19,8 +20,6 @@ log = logging.getLogger(__name__)
 
 def exportable(model: torch.nn.Module) -> torch.nn.Module:
     """The model as it should be saved: LoRA adapters merged into a copy (the live model keeps them)."""
-    from gr00t_exp.model import tuning
-
     if not tuning.has_lora(model):
         return model
     return tuning.merge_lora(copy.deepcopy(model))

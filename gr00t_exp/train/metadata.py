@@ -1,6 +1,6 @@
 """Upstream's experiment_cfg/metadata.json content, built from a dataset's modality and statistics.
 
-Layout (gr00t_reference.md §1.9): {tag: {"statistics": {"state": {key: stats}, "action": {...}},
+Layout (docs/upstream.md "Checkpoint metadata"): {tag: {"statistics": {"state": {key: stats}, "action": {...}},
 "modalities": {"video": {key: {resolution [W, H], channels, fps}}, "state"/"action": {key:
 {absolute, rotation_type, shape [D], continuous}}}, "embodiment_tag": tag}}. Per-key statistics are
 the slices [start, end) of the column statistics in meta/stats.json.
@@ -10,45 +10,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from omegaconf import DictConfig
-
 from gr00t_exp.data.transforms.normalize import key_stats
+from gr00t_exp.embodiment import EmbodimentLayout
 
 
-def _short(key: str) -> str:
-    return key.partition(".")[2]
-
-
-def build_metadata(embodiment: DictConfig | Any, meta: Any, stats: dict[str, dict]) -> dict:
-    tag = str(embodiment.embodiment_tag)
-    mod = meta.modality
+def build_metadata(embodiment: Any, meta: Any, stats: dict[str, dict]) -> dict:
+    """embodiment: the run's embodiment config (or its EmbodimentLayout over `meta`)."""
+    layout = embodiment if isinstance(embodiment, EmbodimentLayout) else EmbodimentLayout.from_meta(embodiment, meta)
+    tag = layout.embodiment_tag
     statistics: dict[str, dict] = {"state": {}, "action": {}}
     modalities: dict[str, dict] = {"video": {}, "state": {}, "action": {}}
-    per_key = key_stats(stats, mod)
-    for group, keys in (("state", embodiment.state_keys), ("action", embodiment.action_keys)):
-        for key in keys:
-            short = _short(str(key))
-            spec = getattr(mod, group)[short]
-            if short not in per_key[group]:
-                raise KeyError(f"meta/stats.json has no statistics for column {mod.column(group, short)!r}")
-            statistics[group][short] = {
-                s: [float(v) for v in vals] for s, vals in per_key[group][short].items()
+    per_key = key_stats(stats, meta.modality)
+    for group in ("state", "action"):
+        for spec in layout.specs(group):
+            if spec.key not in per_key[group]:
+                raise KeyError(f"meta/stats.json has no statistics for column {spec.column!r}")
+            statistics[group][spec.key] = {
+                s: [float(v) for v in vals] for s, vals in per_key[group][spec.key].items()
             }
-            modalities[group][short] = {
+            modalities[group][spec.key] = {
                 "absolute": spec.absolute,
                 "rotation_type": spec.rotation_type,
-                "shape": [spec.width],
-                "continuous": spec.is_continuous,
+                "shape": [spec.require_width()],
+                "continuous": spec.continuous,
             }
-    for key in embodiment.video_keys:
-        short = _short(str(key))
-        feat = meta.info.get("features", {}).get(mod.column("video", short), {})
-        shape = list(feat.get("shape") or [0, 0, 3])
-        names = list(feat.get("names") or [])
-        h, w, c = (shape + [0, 0, 3])[:3] if names[:1] != ["channels"] else (shape[1], shape[2], shape[0])
-        modalities["video"][short] = {
+    for view in layout.video:
+        h, w = view.size or (0, 0)
+        modalities["video"][view.key] = {
             "resolution": [int(w), int(h)],
-            "channels": int(c),
+            "channels": int(view.channels or 3),
             "fps": float(meta.fps),
         }
     return {tag: {"statistics": statistics, "modalities": modalities, "embodiment_tag": tag}}

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
+from gr00t_exp.data.errors import DatasetError
+from gr00t_exp.eval.open_loop import EvalEpisodesError, evaluate
 from gr00t_exp.train import checks
 from gr00t_exp.train.build import (
     build_datamodule,
@@ -47,9 +49,12 @@ def prepare(cfg: DictConfig):
     inner = build_datamodule(cfg)
     roots = [p for p, _ in inner.source_paths()]  # writes the synthetic dataset (once, cached)
     metas = checks.check_datasets(cfg, roots)
+    checks.check_data(metas)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build_model_for_training(cfg)
     checks.check_embodiment_fits_model(cfg, metas, getattr(model, "config", None))
+    need = 2 * checks.checkpoint_bytes(model, ckpt_trainable_only(cfg))  # the new one + the previous
+    checks.check_output_dirs([out_dir, out_dir / "checkpoints"], need + checks.MIN_FREE_BYTES)
     return out_dir, resume, inner, roots, metas, model
 
 
@@ -72,7 +77,10 @@ def run(cfg: DictConfig) -> int | float:
     dm = ResumableDataModule(
         inner, seed=cfg.seed, accumulate_grad_batches=cfg.trainer.accumulate_grad_batches
     )
-    trainer.fit(lit, datamodule=dm, ckpt_path=str(resume) if resume else None)
+    try:
+        trainer.fit(lit, datamodule=dm, ckpt_path=str(resume) if resume else None)
+    except DatasetError as e:  # a file that broke mid-run: its name and episode, not a traceback
+        return _fail(f"training stopped on a data error:\n{e}")
 
     metric = trainer.callback_metrics.get(cfg.trainer.monitor)
     value = float(metric) if metric is not None else math.nan
@@ -83,13 +91,15 @@ def run(cfg: DictConfig) -> int | float:
     summary += [f"{'export (' + k + '):':<20}{p}" for k, p in exports.items()]
     summary.append(f"{cfg.trainer.monitor}: {value:.6f}")
     if cfg.trainer.eval_after_fit and "last" in exports:
-        from gr00t_exp.eval.open_loop import evaluate
-
-        result = evaluate(cfg, model=lit.model, out_dir=out_dir / "eval")
-        summary += [
-            f"open-loop metrics:  {result['metrics_path']}",
-            f"plots:              {result['plots_dir']}",
-        ]
-        print(result["table"])
+        try:
+            result = evaluate(cfg, model=lit.model, out_dir=out_dir / "eval")
+        except EvalEpisodesError as e:  # the run itself succeeded: say why there is no evaluation
+            log.warning("open-loop evaluation skipped: %s", e)
+        else:
+            summary += [
+                f"open-loop metrics:  {result['metrics_path']}",
+                f"plots:              {result['plots_dir']}",
+            ]
+            print(result["table"])
     print("\n".join(summary))
     return value

@@ -1,6 +1,7 @@
 """Shared fixtures of the data tests (also used by the data-pipeline tests).
 
-- `pick_place`: the read-only demo dataset robot_sim.PickNPlace (skips if absent). Never write into it;
+- `pick_place`: the read-only demo dataset robot_sim.PickNPlace (found by tests.fixtures: skips if absent,
+  fails under CI=true). Never write into it;
   use `pick_place_copy` for tests that corrupt files.
 - `synthetic_dataset`: a small synthetic GR1 arms-only dataset (real H.264 mp4s), written once per session.
 """
@@ -14,11 +15,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def shared_root() -> Path:
-    return Path(os.environ.get("GR00T_EXP_SHARED", REPO_ROOT.parent / "shared"))
+from tests.fixtures import REPO_ROOT, shared_path, shared_root
 
 
 def tree_hash(root: Path) -> str:
@@ -35,10 +32,7 @@ def tree_hash(root: Path) -> str:
 
 @pytest.fixture(scope="session")
 def pick_place() -> Path:
-    path = shared_root() / "datasets" / "robot_sim.PickNPlace"
-    if not (path / "meta" / "info.json").exists():
-        pytest.skip(f"demo dataset not found at {path} (set GR00T_EXP_SHARED)")
-    return path
+    return shared_path("datasets", "robot_sim.PickNPlace", "meta", "info.json").parents[1]
 
 
 @pytest.fixture

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from gr00t_exp.data.errors import DatasetError
 from gr00t_exp.data.meta import load_meta
+from tests.fixtures import shared_path
 
 
 def test_reads_demo_dataset(pick_place: Path):
@@ -153,13 +156,78 @@ def test_missing_parquet_and_video(pick_place_copy: Path):
     assert "[video.ego_view]: 1 video file(s) missing" in text and "episode_000003.mp4" in text
 
 
-def test_v3_tells_to_convert(tmp_path: Path):
+def test_v3_without_episode_index_names_the_folder(tmp_path: Path):
     (tmp_path / "meta" / "episodes" / "chunk-000").mkdir(parents=True)
     (tmp_path / "meta" / "info.json").write_text(
         json.dumps({"codebase_version": "v3.0", "fps": 30, "features": {}})
     )
-    with pytest.raises(DatasetError, match=r"codebase_version.*run: python run.py mode=convert"):
+    with pytest.raises(
+        DatasetError, match=r"meta/episodes/: no episode metadata parquet files.*Fix: restore"
+    ):
         load_meta(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["lerobot_v30_h264", "lerobot_v30_av1"])
+def test_reads_lerobot_v30_in_place(name: str, hash_tree):
+    root = shared_path("datasets", name)
+    before = hash_tree(root)
+    meta = load_meta(root)
+    assert meta.version == "v3.0" and meta.is_v3 and meta.fps == 15.0
+    assert [e.length for e in meta.episodes] == [30, 41, 25, 36]
+    assert meta.tasks == {0: "pick up the red cube", 1: "push the blue block left"}
+    assert meta.episodes[1].tasks == ["push the blue block left"]
+    # no modality.json (LeRobot writes none): the derived layout, said so
+    assert meta.modality_source == "generated"
+    assert any(
+        i.check == "modality.missing" and "derived from the dataset" in i.message for i in meta.warnings
+    )
+    assert set(meta.modality.video) == {"cam_high", "cam_wrist"}
+    cam = "observation.images.cam_high"
+    assert meta.parquet_path(2).name == "file-000.parquet" and meta.video_path(2, cam).name == "file-000.mp4"
+    assert meta.video_span(1, cam) == pytest.approx((2.0, 41 / 15 + 2.0))
+    # each episode's rows come out of the shared file, checked by episode_index
+    ep = meta.read_episode(2, ["observation.state", "timestamp"])
+    assert set(ep) == {"observation.state", "timestamp"}
+    assert ep["observation.state"].shape == (25, 8) and ep["timestamp"][0] == 0.0
+    assert meta.read_episode(3)["episode_index"].tolist() == [3] * 36
+    assert hash_tree(root) == before
+
+
+def test_v30_matches_its_v21_twin():
+    """Same content written by LeRobot as v2.1 and v3.0: same rows per episode."""
+    v3 = load_meta(shared_path("datasets", "lerobot_v30_av1"))
+    v2 = load_meta(shared_path("datasets", "lerobot_v21_av1"))
+    assert v2.version == "v2.1" and v2.video_span(0, "observation.images.cam_high") is None
+    for e in v2.episodes:
+        a, b = v3.read_episode(e.index), v2.read_episode(e.index)
+        np.testing.assert_array_equal(a["observation.state"], b["observation.state"])
+        np.testing.assert_array_equal(a["action"], b["action"])
+
+
+def test_v30_stale_episode_rows_named(tmp_path: Path):
+    """meta/episodes pointing at another episode's rows is an error naming file and episode."""
+    import pyarrow.parquet as pq
+
+    src = shared_path("datasets", "lerobot_v30_h264")
+    root = tmp_path / "ds"
+    shutil.copytree(src, root)
+    p = root / "meta/episodes/chunk-000/file-000.parquet"
+    t = pq.read_table(p)
+    i = t.column_names.index("dataset_from_index")
+    t = t.set_column(i, "dataset_from_index", pa.array([0, 25, 71, 96], pa.int64()))
+    pq.write_table(t, p)
+    meta = load_meta(root)
+    with pytest.raises(
+        DatasetError, match=r"data/chunk-000/file-000.parquet \[episode 1\]: rows 25-66.*episode\(s\) \[0\]"
+    ):
+        meta.read_episode(1)
+
+
+def test_a_file_is_not_a_dataset(pick_place: Path):
+    with pytest.raises(
+        DatasetError, match=r"this is a file, not a dataset directory.*e\.g\. .*robot_sim\.PickNPlace"
+    ):
+        load_meta(pick_place / "meta" / "info.json")
 
 
 def test_not_a_directory(tmp_path: Path):

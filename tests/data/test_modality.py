@@ -51,10 +51,28 @@ def test_slice_outside_declared_width():
     assert "Fix: use indices within 0..10" in errs[0]
 
 
-def test_overlap():
+def test_overlap_warns_as_upstream_allows_it():
+    # upstream's N1.6 arx layout reads an end-effector key over joint dims
     mod = _mod(action={"a": {"start": 0, "end": 6}, "b": {"start": 5, "end": 10}})
-    errs = _errors(check_modality(mod, INFO, columns=COLUMNS))
-    assert any("[action.b]: slice 5:10 overlaps action.a at dim 5" in e and "disjoint" in e for e in errs)
+    issues = check_modality(mod, INFO, columns=COLUMNS)
+    assert not _errors(issues)
+    (w,) = [i for i in issues if i.check == "modality.overlap"]
+    assert w.severity == "warning" and "[action.b]: slice 5:10 overlaps action.a at dim 5" in str(w)
+
+
+def test_stacked_rotations_warn():
+    info = {"features": {**INFO["features"], "observation.state": {"dtype": "float64", "shape": [18]}}}
+    mod = _mod(state={"r": {"start": 0, "end": 18, "rotation_type": "rotation_6d"}})
+    issues = check_modality(mod, info, columns=COLUMNS)
+    assert not _errors(issues)
+    (w,) = [i for i in issues if i.check == "modality.rotation_stacked"]
+    assert "18 dims = 3 stacked rotation_6d rotations of 6" in w.message
+    bad = _mod(
+        state={"r": {"start": 0, "end": 8, "rotation_type": "rotation_6d"}, "x": {"start": 8, "end": 10}}
+    )
+    assert any(
+        "needs 6 dims (or a multiple" in e for e in _errors(check_modality(bad, INFO, columns=COLUMNS))
+    )
 
 
 def test_uncovered_dims_warn():

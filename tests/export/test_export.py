@@ -15,7 +15,6 @@ from gr00t_exp.config.compose import compose_config
 from gr00t_exp.export.run import load_model, sample_batch
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ROOT.parent / "shared" / "refdata" / "gr00t_n15" / "tiny"
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Gr00tProcessor against the reference outputs in refdata/gr00t_n15/processor and tiny/."""
+"""Gr00tProcessor against the reference outputs in refdata/gr00t_n15/processor and tiny/ (tests.fixtures)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,13 @@ from gr00t_exp.model.processor import (
     render_prompt,
 )
 
-REF = Path("/work/shared/refdata/gr00t_n15")
-PROC_REF = REF / "processor"
-needs_ref = pytest.mark.skipif(not REF.is_dir(), reason="reference data not available")
+from ._model_refdata import refdata
+
+
+@pytest.fixture(scope="session")
+def proc_ref() -> Path:
+    """refdata/gr00t_n15/processor (skips when missing, fails under CI=true)."""
+    return refdata("processor")
 
 
 @pytest.fixture(scope="module")
@@ -32,20 +36,18 @@ def proc() -> Gr00tProcessor:
     return Gr00tProcessor.from_pretrained()
 
 
-def _examples() -> list[dict]:
-    return json.loads((PROC_REF / "examples.json").read_text())["examples"]
+def _examples(proc_ref: Path) -> list[dict]:
+    return json.loads((proc_ref / "examples.json").read_text())["examples"]
 
 
-@needs_ref
-def test_shipped_assets_identical_to_reference():
+def test_shipped_assets_identical_to_reference(proc_ref):
     for f in ASSETS_DIR.iterdir():
-        assert f.read_bytes() == (PROC_REF / f.name).read_bytes(), f.name
+        assert f.read_bytes() == (proc_ref / f.name).read_bytes(), f.name
 
 
-@needs_ref
 @pytest.mark.parametrize("idx", range(5))
-def test_examples_match_reference_exactly(proc, idx):
-    ex = _examples()[idx]
+def test_examples_match_reference_exactly(proc, proc_ref, idx):
+    ex = _examples(proc_ref)[idx]
     rng = np.random.default_rng(idx)
     images = [
         [rng.integers(0, 256, size=s, dtype=np.uint8) for s in shapes] for shapes in ex["image_shapes_HWC"]
@@ -73,7 +75,6 @@ def test_examples_match_reference_exactly(proc, idx):
         assert torch.equal(out["eagle_pixel_values"], expect)
 
 
-@needs_ref
 @pytest.mark.parametrize(
     "name,languages",
     [
@@ -83,7 +84,7 @@ def test_examples_match_reference_exactly(proc, idx):
 )
 def test_tiny_fixture_inputs_exact(proc, name, languages):
     """Raw frames stored beside the reference model inputs reproduce them bit for bit."""
-    ref = load_file(str(REF / "tiny" / name))
+    ref = load_file(str(refdata("tiny", name)))
     images = []
     for i in range(len(languages)):
         video = ref[f"raw_video_{i}"].numpy()  # (T, V, H, W, 3), frame-major then view
@@ -94,10 +95,9 @@ def test_tiny_fixture_inputs_exact(proc, name, languages):
     assert torch.equal(out["eagle_pixel_values"], ref["eagle_pixel_values"])
 
 
-@needs_ref
 @pytest.mark.parametrize("n_images", [0, 1, 2, 3])
-def test_render_prompt_equals_reference_chat_template(n_images):
-    template = json.loads((PROC_REF / "chat_template.json").read_text())["chat_template"]
+def test_render_prompt_equals_reference_chat_template(proc_ref, n_images):
+    template = json.loads((proc_ref / "chat_template.json").read_text())["chat_template"]
     content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": "Do it, now!"}]
     rendered = jinja2.Template(template).render(
         messages=[{"role": "user", "content": content}], add_generation_prompt=True

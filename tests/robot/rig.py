@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -30,12 +31,14 @@ def modality(hand_dim: int) -> dict:
     return {"state": spec, "action": dict(spec)}
 
 
-def embodiment(video: bool = True, hand_dim: int | None = None):
-    """Test embodiment; hand_dim=None: no modality layout (6-D hands by default)."""
+def embodiment(video: bool = True, hand_dim: int | None = None, waist: bool = False):
+    """Test embodiment; hand_dim=None: no modality layout (6-D hands by default); waist: also drive
+    the 3 waist joints (key `waist`)."""
+    keys = ["left_arm", "right_arm", "left_hand", "right_hand"] + (["waist"] if waist else [])
     return SimpleNamespace(
         name=f"g1_test_{hand_dim}" if hand_dim else "g1_test",
-        state_keys=["state.left_arm", "state.right_arm", "state.left_hand", "state.right_hand"],
-        action_keys=["action.left_arm", "action.right_arm", "action.left_hand", "action.right_hand"],
+        state_keys=[f"state.{k}" for k in keys],
+        action_keys=[f"action.{k}" for k in keys],
         video_keys=["video.cam_left_high"] if video else [],
         language_key="annotation.human.task_description",
         modality=modality(hand_dim) if hand_dim else None,
@@ -106,15 +109,32 @@ def wave(t: np.ndarray, hand_dim: int = 6) -> dict[str, np.ndarray]:
 class ScriptedPolicy:
     """A local policy with the PolicyClient/BasePolicy get_action interface, following `wave`.
 
-    mode: ok | nan | stall_after (raises after `n` calls, like a dead server) | limits (far out of range)
+    mode: ok | nan | inf (after `n` calls) | stall_after (raises after `n` calls, like a dead server) |
+    block_after (blocks after `n` calls until `release` is set, like a hung server) |
+    limits (shoulder rolls far out of range) | limits_high / limits_low (every arm joint at +-10 rad) |
+    step (constant targets: left arm +`step`, right arm -`step`, waist 0)
     hand_dim: width of the hand keys; hand_scale multiplies the 6 finger values (e.g. 1000).
+    on_call: {call number: function} run inside that call (e.g. send a signal mid-run).
     """
 
-    def __init__(self, mode: str = "ok", n: int = 2, horizon: int = 16, hand_dim: int = 6, hand_scale=1.0):
+    def __init__(
+        self,
+        mode: str = "ok",
+        n: int = 2,
+        horizon: int = 16,
+        hand_dim: int = 6,
+        hand_scale=1.0,
+        step: float = 0.6,
+        on_call: dict | None = None,
+    ):
         self.mode, self.n, self.h = mode, n, horizon
-        self.hand_dim, self.hand_scale = hand_dim, hand_scale
+        self.hand_dim, self.hand_scale, self.step = hand_dim, hand_scale, step
+        self.on_call = on_call or {}
         self.observed: list[dict] = []
         self.calls = 0
+        self.call_times: list[float] = []  # time.monotonic() at the start of each call
+        self.t_blocked: float | None = None  # time.time() when block_after started blocking
+        self.release = threading.Event()
         self.t0 = None
         self.lock = threading.Lock()
 
@@ -122,7 +142,7 @@ class ScriptedPolicy:
         return {
             "action": {
                 "delta_indices": list(range(self.h)),
-                "modality_keys": [f"action.{k}" for k in wave(np.zeros(1))],
+                "modality_keys": [f"action.{k}" for k in [*wave(np.zeros(1)), "waist"]],
             }
         }
 
@@ -130,9 +150,11 @@ class ScriptedPolicy:
         with self.lock:
             self.calls += 1
             calls = self.calls
+            self.call_times.append(time.monotonic())
         assert obs["state.left_arm"].shape == (1, 7) and obs["state.left_hand"].shape == (1, self.hand_dim)
         assert obs["state.right_hand"].shape == (1, self.hand_dim)
-        import time
+        if calls in self.on_call:
+            self.on_call[calls]()
 
         self.observed.append({k: v.copy() for k, v in obs.items() if k.startswith("state.")})
         if hasattr(os, "sched_getscheduler"):
@@ -141,6 +163,10 @@ class ScriptedPolicy:
         if self.mode == "stall_after" and calls > self.n:
             time.sleep(0.1)  # like a client whose server stopped answering
             raise TimeoutError("no reply within 100 ms")
+        if self.mode == "block_after" and calls > self.n:
+            self.t_blocked = time.time()
+            self.release.wait(30.0)  # a hung call: returns only when the test lets it
+            raise TimeoutError("released by the test")
 
         if self.t0 is None:
             self.t0 = time.monotonic()
@@ -148,9 +174,66 @@ class ScriptedPolicy:
         acts = {f"action.{k}": v.astype(np.float32) for k, v in wave(t, self.hand_dim).items()}
         for k in ("action.left_hand", "action.right_hand"):
             acts[k][:, :6] *= self.hand_scale
-        if self.mode == "nan" and calls > self.n:
-            acts["action.left_arm"][3, 2] = np.nan
+        if "state.waist" in obs:
+            acts["action.waist"] = np.zeros((self.h, 3), np.float32)
+        if self.mode in ("nan", "inf") and calls > self.n:
+            acts["action.left_arm"][3, 2] = np.nan if self.mode == "nan" else np.inf
         if self.mode == "limits":
             acts["action.right_arm"][:, 1] = 3.0  # right shoulder roll upper limit is 1.5882
             acts["action.left_arm"][:, 1] = 3.0  # left shoulder roll upper limit is 2.2515
+        if self.mode in ("limits_high", "limits_low"):
+            far = 10.0 if self.mode == "limits_high" else -10.0
+            for k in ("action.left_arm", "action.right_arm", "action.waist"):
+                if k in acts:
+                    acts[k][:] = far
+        if self.mode == "step":
+            acts["action.left_arm"][:] = self.step
+            acts["action.right_arm"][:] = -self.step
         return acts
+
+
+# -- what the fake robot received ----------------------------------------------------------------
+UPPER = slice(12, 29)  # motor slots of the waist + arms (the runner's driven joints)
+
+
+def received(g1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sender time s, commanded q of motors 12..28, blend weight) of every command the fake accepted."""
+    rx = list(g1.received)
+    t = np.array([r.t_src for r in rx])
+    q = np.array([r.q[UPPER] for r in rx]).reshape(len(rx), 17)
+    w = np.array([r.weight for r in rx])
+    return t, q, w
+
+
+def per_cycle_weight_step(rc: RobotConfig) -> float:
+    return 1.0 / (rc.arm.weight_ramp_s * rc.control.command_hz)
+
+
+def assert_graceful(res, rc: RobotConfig, g1=None) -> None:
+    """The blend weight ramps (never jumps) and ends at 0: in the runner's log and, when given, at
+    the fake robot (the weights it received)."""
+    step = per_cycle_weight_step(rc) * 1.01 + 1e-6  # float32 on the wire
+    assert res.weights[-1] == 0.0
+    assert np.abs(np.diff(res.weights)).max() <= step
+    if g1 is not None:
+        _, _, w = received(g1)
+        assert len(w) > 10 and w[-1] == 0.0 and g1.weight == 0.0
+        # the fake keeps every command it got (a queue), so only a sample lost on loopback widens a step
+        assert np.abs(np.diff(w)).max() <= step * 3 + 1e-6
+
+
+def ramp_down_start(g1) -> float:
+    """Sender time of the first command of the ramp-down (weight below the previous one)."""
+    t, _, w = received(g1)
+    i = int(np.flatnonzero(np.diff(w) < 0)[0]) + 1
+    return float(t[i])
+
+
+def assert_held(g1, t_from: float, t_to: float | None = None, tol: float = 2e-3) -> int:
+    """The commanded joints stayed put between t_from and t_to (sender time; None = the end);
+    returns how many commands that covered."""
+    t, q, _ = received(g1)
+    sel = (t >= t_from) & (t <= (np.inf if t_to is None else t_to))
+    assert sel.sum() >= 3, f"only {sel.sum()} commands between {t_from:.3f} and {t_to}"
+    assert np.ptp(q[sel], axis=0).max() < tol, np.ptp(q[sel], axis=0)
+    return int(sel.sum())

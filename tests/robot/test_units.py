@@ -207,7 +207,7 @@ def test_camera_server_per_port_and_client_rgb():
 
 def test_deploy_g1_inspire_composes_typed():
     from gr00t_exp.config.compose import compose_config
-    from gr00t_exp.robot.runner import robot_config
+    from gr00t_exp.robot.config import robot_config
 
     cfg = compose_config(
         ["mode=robot", "deploy=g1_inspire", "embodiment=unitree_g1_inspire_26d", "deploy.policy.host=h"]

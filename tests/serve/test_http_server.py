@@ -38,7 +38,7 @@ def encode_obs(obs: dict) -> dict:
 @pytest.fixture
 def http(const_policy):
     with (
-        HttpPolicyServer(const_policy, port=0) as srv,
+        HttpPolicyServer(const_policy, port=0, protocol="n1.5") as srv,
         httpx.Client(base_url=f"http://127.0.0.1:{srv.port}", timeout=10) as c,
     ):
         yield c
@@ -61,8 +61,13 @@ def test_act_with_plain_lists_and_encoded_string(http, spec):
     assert np.asarray(r.json()["action.left_hand"]).shape == (2, 16, 6)
     import json
 
-    r = http.post("/act", json={"encoded": json.dumps(encode_obs(flat_obs(spec))), "return_lists": True})
+    # upstream's form: the JSON text of the whole payload, whose "observation" is read
+    text = json.dumps({"observation": encode_obs(flat_obs(spec)), "return_lists": True})
+    r = http.post("/act", json={"encoded": text})
+    assert r.status_code == 200, r.text
     assert np.asarray(r.json()["action.left_arm"]).shape == (16, 7)
+    r = http.post("/act", json={"encoded": json.dumps(encode_obs(flat_obs(spec)))})
+    assert r.status_code == 400 and "'observation'" in r.json()["error"]
 
 
 def test_act_nested(http, spec):
@@ -81,7 +86,7 @@ def test_health_metadata_and_errors(http, spec):
     assert md["transport"] == "http" and md["model_card"]["action"]["left_arm"] == 7
     assert "POST /act" in md["endpoints"] and md["kill_enabled"] is False
     assert http.get("/modality_config").json()["state"]["modality_keys"][0] == "state.left_arm"
-    r = http.post("/act", content=b"{not json")
+    r = http.post("/act", content=b"{not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and "invalid JSON" in r.json()["error"]
     obs = flat_obs(spec)
     obs["video.ego_view"] = np.zeros((1, 10, 10, 3), np.uint8)
@@ -117,7 +122,8 @@ def test_token_rules(const_policy, spec):
             httpx.post(url + "/act", json=body, headers={"Authorization": f"Bearer {TOKEN}"}).status_code
             == 200
         )
-        assert httpx.post(url + "/act", json={**body, "api_token": TOKEN}).status_code == 200
+        # the token travels in a header only (checked before the body is read)
+        assert httpx.post(url + "/act", json={**body, "api_token": TOKEN}).status_code == 401
         assert (
             httpx.get(url + "/metadata", headers={"X-API-Token": TOKEN}).json()["auth"]["api_token"] is True
         )
@@ -189,7 +195,7 @@ def test_http_client_has_the_policy_methods(const_policy, spec):
         a, info = c.get_action_with_info(flat_obs(spec, batch=2))
         assert a["action.left_arm"].shape == (2, 16, 7) and info["timing_ms"]["round_trip"] > 0
         assert "policy" in info["timing_ms"]
-        assert c.get_modality_config()["action"]["modality_keys"][0] == "action.left_arm"
+        assert c.get_modality_config()["action"]["modality_keys"][0] == "left_arm"  # constant: n1.6
         assert c.reset() == {}
         with pytest.raises(PolicyServerError, match="Unauthorized"):
             HttpPolicyClient(port=srv.port, api_token="w" * 20).get_action(flat_obs(spec))

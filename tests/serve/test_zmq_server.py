@@ -24,7 +24,7 @@ TOKEN = "t0ken-" + "a" * 20
 
 @pytest.fixture
 def server(const_policy):
-    with ZmqPolicyServer(const_policy, port=0) as srv:
+    with ZmqPolicyServer(const_policy, port=0, protocol="n1.5") as srv:
         yield srv
 
 
@@ -44,8 +44,8 @@ def test_upstream_n15_client(upstream, spec):
     batched = upstream.get_action(flat_obs(spec, batch=3))
     assert batched["action.left_hand"].shape == (3, 16, 6)
     mc = upstream.get_modality_config()
-    assert mc["video"]["ModalityConfig"]["modality_keys"] == ["video.ego_view", "video.wrist_view"]
-    assert mc["action"]["ModalityConfig"]["delta_indices"] == list(range(16))
+    assert mc["video"].modality_keys == ["video.ego_view", "video.wrist_view"]
+    assert mc["action"].delta_indices == list(range(16))
 
 
 def test_upstream_n16_client(upstream, spec):
@@ -63,8 +63,11 @@ def test_upstream_n16_client(upstream, spec):
 def test_errors_are_replies_and_the_server_keeps_serving(upstream, server, spec):
     with pytest.raises(RuntimeError, match="missing observation keys"):
         upstream.get_action({"state.left_arm": np.zeros((1, 7))})
-    with pytest.raises(RuntimeError, match="unknown endpoint"):
+    with pytest.raises(RuntimeError, match="unknown endpoint") as e:
         upstream.call_endpoint("no_such_endpoint")
+    assert "no_such_endpoint" not in str(e.value)  # the request is never echoed
+    reply = upstream.send_raw(msgpack.packb({"endpoint": ["get", "action"]}))
+    assert reply["code"] == "bad_request" and "must be a string" in reply["error"]
     reply = upstream.send_raw(b"\xc1 not msgpack")
     assert "cannot decode request" in reply["error"] and reply["code"] == "bad_request"
     reply = upstream.send_raw(msgpack.packb([1, 2, 3]))
@@ -273,13 +276,15 @@ def test_replay_over_zmq_end_to_end(picknplace):
         "annotation.human.action.task_description": ["pick the pear"],
     }
     with ZmqPolicyServer(policy, port=0) as srv, PolicyClient(port=srv.port) as c:
-        assert c.reset({"episode_index": 1}) == {"episode_index": 1, "length": len(expected)}
+        info = c.reset({"episode_index": 1})
+        assert info["episode_index"] == 1 and info["episode_length"] == len(expected)
+        assert info["current_step"] == 0
         first = c.get_action(obs)
         second = c.get_action(obs)
         np.testing.assert_allclose(first["action.left_arm"], expected[0:16, 0:7], rtol=1e-6)
         np.testing.assert_allclose(second["action.right_arm"], expected[8:24, 22:29], rtol=1e-6)
         up = UpstreamStyleClient(srv.port)
-        assert up.call_endpoint("reset", {"options": {"episode_index": 1}})["length"] == len(expected)
+        assert up.reset_n16({"episode_index": 1})["episode_length"] == len(expected)
         np.testing.assert_allclose(up.get_action(obs)["action.left_arm"], expected[0:16, 0:7], rtol=1e-6)
         up.close()
         with pytest.raises(PolicyServerError, match="episode_index 99"):

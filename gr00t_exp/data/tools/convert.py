@@ -1,309 +1,234 @@
-"""`mode=convert`: LeRobot v3.0 -> v2.1 and v2.x -> v3.0, lossless.
+"""`mode=convert`: LeRobot v3.0 -> v2.1 and v2.x -> v3.0, lossless, for every video codec.
 
-Parquet values are copied unchanged (same arrow types). Videos are never re-encoded when avoidable:
-- v2 -> v3: each camera's per-episode mp4s are concatenated into one file by re-muxing packets
-  (timestamps shifted by the preceding episodes' durations); `videos/<key>/from_timestamp` /
-  `to_timestamp` in meta/episodes record each episode's span.
-- v3 -> v2: each episode's span is re-muxed into its own mp4 when the span starts on a key frame
-  (true for files written by LeRobot and by this converter: every episode was encoded separately).
-  Otherwise that episode is decoded and re-encoded with x264 in lossless mode (qp 0, the source's
-  pixel format), so the decoded frames are still identical; this is logged.
-All files go into tools.output (a new directory); the source is only read.
+Parquet values are copied unchanged (same arrow types). Videos are never decoded to be re-encoded
+when it can be avoided: packets are copied (gr00t_exp.data.mp4), which works for any codec, AV1
+included.
+- v2 -> v3: each camera's per-episode mp4s are joined into one file (timestamps shifted by the
+  preceding episodes' durations); `videos/<key>/from_timestamp` / `to_timestamp` in
+  meta/episodes record each episode's span, as LeRobot does.
+- v3 -> v2: each episode's span is copied into its own mp4. A span that does not start on a key
+  frame (never the case in files written by LeRobot or by this converter: every episode was
+  encoded on its own) is re-encoded losslessly with the same codec family; logged.
+The output is LeRobot's own layout: meta/tasks.parquet indexed by the task text (v3.0),
+meta/episodes_stats.jsonl (v2.1; LeRobot 0.3 needs it), and only video features that have files.
+Everything is written into a temp folder beside tools.output and renamed at the end, so a failed
+run leaves nothing behind and can simply be retried. The source is only read.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gr00t_exp.data.errors import DatasetError, error
-from gr00t_exp.data.meta import DEFAULT_DATA_PATH, DEFAULT_VIDEO_PATH, load_meta, read_info
+from gr00t_exp.data.meta import DatasetMeta, load_meta, read_info
+from gr00t_exp.data.mp4 import concat_videos, cut_video, frames_equal
+from gr00t_exp.data.v3_index import (
+    EPISODES_DIR,
+    TASKS_PARQUET,
+    V3_DATA_PATH,
+    V3_VIDEO_PATH,
+    V3Episode,
+    read_v3_episodes,
+    read_v3_tasks,
+)
+from gr00t_exp.data.writer import (
+    LeRobotWriter,
+    drop_features,
+    episode_stats,
+    staged_dir,
+    video_file,
+    video_keys,
+    write_json,
+    write_parquet,
+    write_v3_tasks,
+)
+
+__all__ = ["concat_videos", "convert", "cut_video", "frames_equal", "run", "v2_to_v3", "v3_to_v2"]
 
 log = logging.getLogger(__name__)
 
-V3_DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
-V3_VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
-V3_EPISODES = "meta/episodes/chunk-000/file-000.parquet"
+V3_EPISODES = f"{EPISODES_DIR}/chunk-000/file-000.parquet"
 COPY_META = ("stats.json", "modality.json", "relative_stats.json")
+V3_SIZES_MB = {"data_files_size_in_mb": 100, "video_files_size_in_mb": 500}
 
 
-# -- video re-muxing ---------------------------------------------------------------------------
+def _keys_with_files(keys: list[str], has_file: dict[str, list[bool]], where: str) -> list[str]:
+    """The video keys every episode has a file for. A key no episode has (an info.json entry
+    without videos) is dropped, since LeRobot would try to open it; one only some episodes have
+    is an error."""
+    kept = []
+    for key in keys:
+        flags = has_file[key]
+        if all(flags):
+            kept.append(key)
+        elif not any(flags):
+            log.warning("convert: video feature %s has no files: left out of the output", key)
+        else:
+            missing = [i for i, f in enumerate(flags) if not f]
+            raise DatasetError(
+                error(
+                    "convert.video",
+                    where,
+                    key,
+                    f"{len(missing)} of {len(flags)} episodes have no video for this camera",
+                    "restore the missing videos, or remove the feature from meta/info.json",
+                )
+            )
+    return kept
 
 
-def concat_videos(sources: list[Path], dest: Path) -> list[tuple[float, float]]:
-    """Concatenate mp4s (same codec/params) by re-muxing; return each source's (from, to) seconds."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    spans: list[tuple[float, float]] = []
-    with av.open(str(dest), "w") as out:
-        ostream = None
-        offset = Fraction(0)
-        for src in sources:
-            with av.open(str(src)) as inp:
-                istream = inp.streams.video[0]
-                if ostream is None:
-                    ostream = out.add_stream_from_template(istream)
-                tb = istream.time_base
-                rate = istream.average_rate or istream.guessed_rate
-                packets = [p for p in inp.demux(istream) if p.size]
-                if not packets:
-                    raise ValueError(f"{src}: no video packets")
-                first = min(p.pts for p in packets)
-                shift = int(round(offset / tb)) - first
-                for p in packets:
-                    p.pts += shift
-                    if p.dts is not None:
-                        p.dts += shift
-                    p.stream = ostream
-                    p.time_base = tb
-                    out.mux(p)
-                duration = len(packets) / Fraction(rate)
-                spans.append((float(offset), float(offset + duration)))
-                offset += duration
-    return spans
+def _flat_stats(stats: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """{column: {stat: value}} -> {"stats/<column>/<stat>": value} (v3.0 episodes columns)."""
+    return {f"stats/{col}/{name}": v for col, st in stats.items() for name, v in st.items()}
 
 
-def cut_video(src: Path, dest: Path, start_s: float, end_s: float) -> str:
-    """Write frames with pts in [start_s, end_s) of src to dest; return "remux" or "reencode"."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    eps = 1e-4
-    with av.open(str(src)) as inp:
-        istream = inp.streams.video[0]
-        tb = istream.time_base
-        packets = [p for p in inp.demux(istream) if p.size and start_s - eps <= p.pts * tb < end_s - eps]
-    if not packets:
-        raise ValueError(f"{src}: no frames in [{start_s}, {end_s})")
-    if packets[0].is_keyframe:
-        with av.open(str(src)) as inp, av.open(str(dest), "w") as out:
-            istream = inp.streams.video[0]
-            ostream = out.add_stream_from_template(istream)
-            shift = -min(p.pts for p in packets)
-            for p in inp.demux(istream):
-                if not (p.size and start_s - eps <= p.pts * tb < end_s - eps):
-                    continue
-                p.pts += shift
-                if p.dts is not None:
-                    p.dts += shift
-                p.stream = ostream
-                p.time_base = tb
-                out.mux(p)
-        return "remux"
-    log.warning(
-        "%s: the span [%.3f, %.3f) does not start on a key frame: re-encoding losslessly", src, start_s, end_s
-    )
-    with av.open(str(src)) as inp, av.open(str(dest), "w") as out:
-        istream = inp.streams.video[0]
-        rate = istream.average_rate or istream.guessed_rate
-        ostream = out.add_stream("libx264", rate=rate)
-        ostream.width, ostream.height = istream.codec_context.width, istream.codec_context.height
-        ostream.pix_fmt = istream.codec_context.pix_fmt or "yuv420p"
-        ostream.options = {"qp": "0", "preset": "veryfast"}
-        n = 0
-        for frame in inp.decode(istream):
-            t = float(frame.pts * tb)
-            if not (start_s - eps <= t < end_s - eps):
-                continue
-            frame.pts = n
-            frame.time_base = Fraction(1) / Fraction(rate)
-            n += 1
-            for p in ostream.encode(frame):
-                out.mux(p)
-        for p in ostream.encode():
-            out.mux(p)
-    return "reencode"
+def _nested_stats(row: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, v in row.items():
+        if name.startswith("stats/") and v is not None:
+            col, stat = name[len("stats/") :].rsplit("/", 1)
+            out.setdefault(col, {})[stat] = v
+    return out
 
 
 # -- v2 -> v3 ----------------------------------------------------------------------------------
 
 
 def v2_to_v3(src: Path, dest: Path) -> Path:
+    """Write the v3.0 form of the v2 dataset `src` into the new folder `dest`."""
     meta = load_meta(src, check_embodiment=False)
-    _fresh(dest)
     tables = [meta.read_table(e.index) for e in meta.episodes]
     data = pa.concat_tables(tables, promote_options="none")
-    data_file = dest / V3_DATA_PATH.format(chunk_index=0, file_index=0)
-    data_file.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(data, data_file)
-    video_keys = [
-        k for k, f in meta.info["features"].items() if isinstance(f, dict) and f.get("dtype") == "video"
-    ]
-    video_keys = [k for k in video_keys if all(meta.video_path(e.index, k).exists() for e in meta.episodes)]
-    spans = {}
-    for key in video_keys:
-        spans[key] = concat_videos(
+    write_parquet(dest / V3_DATA_PATH.format(chunk_index=0, file_index=0), data)
+    all_keys = video_keys(meta.info["features"])
+    has_file = {k: [meta.video_path(e.index, k).exists() for e in meta.episodes] for k in all_keys}
+    keys = _keys_with_files(all_keys, has_file, "meta/info.json")
+    spans = {
+        key: concat_videos(
             [meta.video_path(e.index, key) for e in meta.episodes],
             dest / V3_VIDEO_PATH.format(video_key=key, chunk_index=0, file_index=0),
         )
-    rows: dict[str, list[Any]] = {
-        "episode_index": [],
-        "tasks": [],
-        "length": [],
-        "data/chunk_index": [],
-        "data/file_index": [],
-        "dataset_from_index": [],
-        "dataset_to_index": [],
+        for key in keys
     }
-    for key in video_keys:
-        for f in ("chunk_index", "file_index", "from_timestamp", "to_timestamp"):
-            rows[f"videos/{key}/{f}"] = []
-    start = 0
-    for i, e in enumerate(meta.episodes):
-        rows["episode_index"].append(e.index)
-        rows["tasks"].append(e.tasks)
-        rows["length"].append(e.length)
-        rows["data/chunk_index"].append(0)
-        rows["data/file_index"].append(0)
-        rows["dataset_from_index"].append(start)
-        rows["dataset_to_index"].append(start + tables[i].num_rows)
-        start += tables[i].num_rows
-        for key in video_keys:
-            rows[f"videos/{key}/chunk_index"].append(0)
-            rows[f"videos/{key}/file_index"].append(0)
-            rows[f"videos/{key}/from_timestamp"].append(spans[key][i][0])
-            rows[f"videos/{key}/to_timestamp"].append(spans[key][i][1])
-    ep_file = dest / V3_EPISODES
-    ep_file.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table(rows), ep_file)
-    tasks = sorted(meta.tasks.items())
-    pq.write_table(
-        pa.table({"task_index": [t for t, _ in tasks], "task": [s for _, s in tasks]}),
-        dest / "meta" / "tasks.parquet",
-    )
+    write_parquet(dest / V3_EPISODES, pa.Table.from_pylist(_v3_episode_rows(meta, tables, keys, spans)))
+    write_v3_tasks(dest / TASKS_PARQUET, meta.tasks)
     info = dict(meta.info)
     info.update(
         codebase_version="v3.0",
         data_path=V3_DATA_PATH,
-        video_path=V3_VIDEO_PATH if video_keys else None,
+        video_path=V3_VIDEO_PATH if keys else None,
         total_episodes=len(meta.episodes),
         total_frames=data.num_rows,
         total_tasks=len(meta.tasks),
         chunks_size=meta.chunks_size,
-        data_files_size_in_mb=100,
-        video_files_size_in_mb=500,
+        features=drop_features(info["features"], set(all_keys) - set(keys)),
+        **{k: info.get(k, v) for k, v in V3_SIZES_MB.items()},
     )
     for k in ("total_chunks", "total_videos"):
         info.pop(k, None)
-    _write_info(dest, info)
+    write_json(dest / "meta" / "info.json", info)
     _copy_meta(src, dest)
     return dest
+
+
+def _v3_episode_rows(
+    meta: DatasetMeta, tables: list[pa.Table], keys: list[str], spans: dict[str, list[tuple[float, float]]]
+) -> list[dict[str, Any]]:
+    """meta/episodes rows as LeRobot v3.0 writes them, with per-episode statistics (v2.1's
+    episodes_stats.jsonl, else computed from the parquet)."""
+    rows, start = [], 0
+    for i, (e, table) in enumerate(zip(meta.episodes, tables, strict=True)):
+        row: dict[str, Any] = {
+            "episode_index": e.index,
+            "tasks": list(e.tasks),
+            "length": e.length,
+            "data/chunk_index": 0,
+            "data/file_index": 0,
+            "dataset_from_index": start,
+            "dataset_to_index": start + table.num_rows,
+        }
+        for key in keys:
+            row[f"videos/{key}/chunk_index"] = 0
+            row[f"videos/{key}/file_index"] = 0
+            row[f"videos/{key}/from_timestamp"], row[f"videos/{key}/to_timestamp"] = spans[key][i]
+        stats = (meta.episodes_stats or {}).get(e.index) or episode_stats(table)
+        row.update(_flat_stats(stats))
+        row["meta/episodes/chunk_index"] = 0
+        row["meta/episodes/file_index"] = 0
+        rows.append(row)
+        start += table.num_rows
+    return rows
 
 
 # -- v3 -> v2.1 --------------------------------------------------------------------------------
 
 
-def _v3_tasks(root: Path) -> dict[int, str]:
-    path = root / "meta" / "tasks.parquet"
-    if not path.exists():
-        raise DatasetError(error("convert.v3", "meta/tasks.parquet", "", "file not found", "restore it"))
-    t = pq.read_table(path)
-    text_col = next((c for c in ("task", "__index_level_0__") if c in t.column_names), None)
-    if text_col is None:  # pandas index stored under another name
-        text_col = next(c for c in t.column_names if pa.types.is_string(t.schema.field(c).type))
-    return dict(zip(t.column("task_index").to_pylist(), t.column(text_col).to_pylist(), strict=True))
+def _v3_stats(src: Path) -> dict[int, dict]:
+    """episode_index -> its statistics from the `stats/...` columns of meta/episodes (may be empty)."""
+    out: dict[int, dict] = {}
+    for f in sorted((src / EPISODES_DIR).rglob("*.parquet")):
+        names = pq.read_schema(f).names
+        cols = [n for n in names if n.startswith("stats/")]
+        if not cols:
+            continue
+        for row in pq.read_table(f, columns=["episode_index", *cols]).to_pylist():
+            out[int(row.pop("episode_index"))] = _nested_stats(row)
+    return out
 
 
 def v3_to_v2(src: Path, dest: Path) -> Path:
+    """Write the v2.1 form of the v3.0 dataset `src` into the new folder `dest`."""
     info = read_info(src)
-    ep_files = sorted((src / "meta" / "episodes").rglob("*.parquet"))
-    if not ep_files:
-        raise DatasetError(
-            error(
-                "convert.v3",
-                "meta/episodes/",
-                "",
-                "no episode metadata parquet files",
-                "restore meta/episodes/",
-            )
-        )
-    episodes = pa.concat_tables([pq.read_table(f) for f in ep_files]).to_pylist()
-    episodes.sort(key=lambda r: r["episode_index"])
-    tasks = _v3_tasks(src)
-    _fresh(dest)
-    chunks_size = int(info.get("chunks_size") or 1000)
-    video_keys = [k for k, f in info["features"].items() if isinstance(f, dict) and f.get("dtype") == "video"]
-    data_cache: dict[Path, pa.Table] = {}
+    episodes = read_v3_episodes(src)
+    tasks = read_v3_tasks(src)
+    stats = _v3_stats(src)
+    all_keys = video_keys(info["features"])
+    keys = _keys_with_files(
+        all_keys, {k: [k in e.videos for e in episodes] for k in all_keys}, f"{EPISODES_DIR}/"
+    )
+    writer = LeRobotWriter(
+        dest,
+        fps=info["fps"],
+        robot_type=info.get("robot_type"),
+        features=drop_features(info["features"], set(all_keys) - set(keys)),
+        chunks_size=int(info.get("chunks_size") or 1000),
+        base_info=info,
+    )
+    writer.tasks = dict(tasks)
+    data_path = info.get("data_path") or V3_DATA_PATH
+    video_path = info.get("video_path") or V3_VIDEO_PATH
+    cached: tuple[Path, pa.Table] | None = None
     methods: dict[str, int] = {}
-    for ep in episodes:
-        idx = int(ep["episode_index"])
-        chunk = idx // chunks_size
-        dpath = src / info["data_path"].format(
-            chunk_index=ep["data/chunk_index"], file_index=ep["data/file_index"]
-        )
-        if dpath not in data_cache:
-            data_cache.clear()  # one file at a time: files are sorted by episode
-            data_cache[dpath] = pq.read_table(dpath)
-        table = data_cache[dpath]
-        part = table.filter(pc.equal(table.column("episode_index"), idx))
-        out = dest / DEFAULT_DATA_PATH.format(episode_chunk=chunk, episode_index=idx)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(part, out)
-        for key in video_keys:
-            if f"videos/{key}/from_timestamp" not in ep or ep[f"videos/{key}/from_timestamp"] is None:
-                continue
-            vsrc = src / info["video_path"].format(
-                video_key=key,
-                chunk_index=ep[f"videos/{key}/chunk_index"],
-                file_index=ep[f"videos/{key}/file_index"],
-            )
-            vdst = dest / DEFAULT_VIDEO_PATH.format(episode_chunk=chunk, video_key=key, episode_index=idx)
-            how = cut_video(vsrc, vdst, ep[f"videos/{key}/from_timestamp"], ep[f"videos/{key}/to_timestamp"])
+    for e in episodes:
+        dpath = src / data_path.format(chunk_index=e.data_chunk, file_index=e.data_file)
+        if cached is None or cached[0] != dpath:  # one data file in memory: episodes are in file order
+            cached = (dpath, pq.read_table(dpath))
+        table = cached[1]
+        part = table.filter(pc.equal(table.column("episode_index"), e.index))
+        writer.add_episode(part, e.tasks, stats=stats.get(e.index))
+        for key in keys:
+            how = _cut(src, dest, video_path, e, key, writer.chunks_size)
             methods[how] = methods.get(how, 0) + 1
-    meta_dir = dest / "meta"
-    (meta_dir / "episodes.jsonl").write_text(
-        "".join(
-            json.dumps(
-                {
-                    "episode_index": int(e["episode_index"]),
-                    "tasks": list(e["tasks"]),
-                    "length": int(e["length"]),
-                }
-            )
-            + "\n"
-            for e in episodes
-        )
-    )
-    (meta_dir / "tasks.jsonl").write_text(
-        "".join(json.dumps({"task_index": int(i), "task": t}) + "\n" for i, t in sorted(tasks.items()))
-    )
-    n = len(episodes)
-    info = dict(info)
-    info.update(
-        codebase_version="v2.1",
-        data_path=DEFAULT_DATA_PATH,
-        video_path=DEFAULT_VIDEO_PATH if video_keys else None,
-        total_episodes=n,
-        total_chunks=(max(int(e["episode_index"]) for e in episodes) // chunks_size + 1) if n else 0,
-        total_videos=n * len(video_keys),
-        total_tasks=len(tasks),
-    )
-    for k in ("data_files_size_in_mb", "video_files_size_in_mb"):
-        info.pop(k, None)
-    _write_info(dest, info)
+    writer.finish(compute_dataset_stats=False)
     _copy_meta(src, dest)
     log.info("v3 -> v2.1 videos: %s", methods)
     return dest
 
 
-# -- helpers -----------------------------------------------------------------------------------
+def _cut(src: Path, dest: Path, video_path: str, e: V3Episode, key: str, chunks_size: int) -> str:
+    span = e.videos[key]
+    vsrc = src / video_path.format(video_key=key, chunk_index=span.chunk, file_index=span.file)
+    return cut_video(vsrc, video_file(dest, key, e.index, chunks_size), span.from_s, span.to_s)
 
 
-def _fresh(dest: Path) -> None:
-    if dest.exists() and any(dest.iterdir()):
-        raise FileExistsError(f"{dest} exists and is not empty; choose a new tools.output")
-    (dest / "meta").mkdir(parents=True, exist_ok=True)
-
-
-def _write_info(dest: Path, info: dict) -> None:
-    (dest / "meta" / "info.json").write_text(json.dumps(info, indent=4))
+# -- entry points ------------------------------------------------------------------------------
 
 
 def _copy_meta(src: Path, dest: Path) -> None:
@@ -313,25 +238,33 @@ def _copy_meta(src: Path, dest: Path) -> None:
 
 
 def convert(src: str | Path, dest: str | Path, target_version: str = "v2.1") -> Path:
-    """Convert src into a new directory dest. v3.0 -> v2.1 or v2.x -> v3.0."""
+    """Convert src into the new folder dest (v3.0 -> v2.1 or v2.x -> v3.0); src is only read.
+
+    dest is written under a temp name beside it and renamed when complete."""
     src, dest = Path(src).expanduser().resolve(), Path(dest).expanduser().resolve()
     if dest == src or src in dest.parents:
         raise ValueError("tools.output must be a new directory outside the source dataset")
     version = str(read_info(src).get("codebase_version", ""))
     if target_version.startswith("v3"):
         if version.startswith("v3"):
-            raise ValueError(f"{src} is already {version}")
-        return v2_to_v3(src, dest)
-    if target_version in ("v2.1", "v2.0", "v2"):
+            raise ValueError(
+                f"{src} is already {version}: nothing to convert (use tools.target_version=v2.1)"
+            )
+        step = v2_to_v3
+    elif target_version in ("v2.1", "v2.0", "v2"):
         if not version.startswith("v3"):
             raise ValueError(
                 f"{src} is already {version}: nothing to convert (use tools.target_version=v3.0)"
             )
-        return v3_to_v2(src, dest)
-    raise ValueError(f"tools.target_version={target_version!r}: use v2.1 or v3.0")
+        step = v3_to_v2
+    else:
+        raise ValueError(f"tools.target_version={target_version!r}: use v2.1 or v3.0")
+    with staged_dir(dest) as tmp:
+        step(src, tmp)
+    return dest
 
 
-def run(cfg) -> int:
+def run(cfg: Any) -> int:
     """mode=convert: tools.dataset -> tools.output (tools.target_version v2.1 | v3.0)."""
     from gr00t_exp.data.tools.common import tool_dataset_path
 
@@ -346,11 +279,3 @@ def run(cfg) -> int:
         return 1
     print(f"wrote {dest}")
     return 0
-
-
-def frames_equal(a: Path, b: Path) -> bool:
-    """True if both videos decode to the same frames (used by tests and by users to verify)."""
-    with av.open(str(a)) as ca, av.open(str(b)) as cb:
-        fa = [f.to_ndarray() for f in ca.decode(video=0)]
-        fb = [f.to_ndarray() for f in cb.decode(video=0)]
-    return len(fa) == len(fb) and all(np.array_equal(x, y) for x, y in zip(fa, fb, strict=True))

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import av
 import numpy as np
 
 from gr00t_exp.data.errors import DatasetError, error
 from gr00t_exp.data.meta import DatasetMeta, load_meta
+from gr00t_exp.data.tools.validate import chosen_embodiment
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +33,28 @@ def _describe(x: Any) -> str:
     return f"{type(x).__name__} {x!r}"[:120]
 
 
-def read_frames(path: Path, count: int) -> list[np.ndarray]:
-    """`count` frames spread evenly over the video (RGB uint8), decoded sequentially."""
+def read_frames(path: Path, count: int, span: Optional[tuple[float, float]] = None) -> list[np.ndarray]:
+    """`count` frames spread evenly over the video, or over its [from_s, to_s) span (a v3.0 episode
+    inside a shared file), RGB uint8, decoded sequentially."""
     with av.open(str(path)) as c:
         s = c.streams.video[0]
-        total = s.frames or 0
-        want = (
-            set(np.linspace(0, max(total - 1, 0), count).astype(int).tolist()) if total else set(range(count))
-        )
+        tb = float(s.time_base)
+        lo, hi = span if span is not None else (-np.inf, np.inf)
+        pts = sorted(p.pts * tb for p in c.demux(s) if p.size and p.pts is not None)
+        times = [t for t in pts if lo - 1e-4 <= t < hi - 1e-4]
+        if not times:
+            return []
+        want = {times[i] for i in np.linspace(0, len(times) - 1, count).astype(int)}
+        if span is not None:
+            c.seek(int(times[0] / tb), stream=s, backward=True, any_frame=False)
+        else:
+            c.seek(0, stream=s)
         out = []
-        for i, f in enumerate(c.decode(s)):
-            if i in want:
+        for f in c.decode(s):
+            t = f.pts * tb if f.pts is not None else None
+            if t is not None and any(abs(t - w) < 1e-6 for w in want):
                 out.append(f.to_ndarray(format="rgb24"))
-            if len(out) == len(want):
+            if len(out) == len(want) or (t is not None and t > times[-1] + 1e-6):
                 break
     return out
 
@@ -63,7 +73,7 @@ def raw_sample(meta: DatasetMeta, episode: int, step: int = 0) -> dict[str, Any]
     for key, v in mod.video.items():
         path = meta.video_path(episode, v.original_key)
         if path.exists():
-            frames = read_frames(path, 1)
+            frames = read_frames(path, 1, meta.video_span(episode, v.original_key))
             if frames:
                 sample[f"video.{key}"] = frames[0][None]
     for key in mod.annotation:
@@ -73,14 +83,17 @@ def raw_sample(meta: DatasetMeta, episode: int, step: int = 0) -> dict[str, Any]
     return sample
 
 
-def transformed_sample(meta: DatasetMeta, embodiment: Any) -> tuple[dict[str, Any] | None, str]:
+def transformed_sample(
+    meta: DatasetMeta, embodiment: Any, episode: int = 0
+) -> tuple[dict[str, Any] | None, str]:
+    """Step 0 of `episode` as the model sees it (the same episode as the raw sample)."""
     try:
         from gr00t_exp.data.dataset import Gr00tDataset
         from gr00t_exp.data.stats import load_or_compute_stats
     except ImportError as e:
         return None, f"data pipeline not available ({e})"
     try:
-        ds = Gr00tDataset(meta, embodiment, load_or_compute_stats(meta), training=False)
+        ds = Gr00tDataset(meta, embodiment, load_or_compute_stats(meta), episodes=[episode], training=False)
         return ds[0], "ok"
     except Exception as e:  # show why, but the raw inspection is still useful
         return None, f"{type(e).__name__}: {e}"
@@ -97,7 +110,7 @@ def plot_frames(meta: DatasetMeta, episode: int, out_dir: Path, count: int = 8) 
         path = meta.video_path(episode, v.original_key)
         if not path.exists():
             continue
-        frames = read_frames(path, count)
+        frames = read_frames(path, count, meta.video_span(episode, v.original_key))
         if not frames:
             continue
         cols = min(4, len(frames))
@@ -178,10 +191,11 @@ def inspect_dataset(
         "tasks": meta.tasks,
         "modality_source": meta.modality_source,
         "columns": meta.columns,
+        "episode": episode,
         "raw_sample": {k: _describe(v) for k, v in raw.items()},
     }
     if embodiment is not None and getattr(embodiment, "state_keys", None):
-        sample, status = transformed_sample(meta, embodiment)
+        sample, status = transformed_sample(meta, embodiment, episode)
         result["transformed_sample_status"] = status
         if sample is not None:
             result["transformed_sample"] = {k: _describe(v) for k, v in sample.items()}
@@ -197,7 +211,7 @@ def run(cfg) -> int:
 
     try:
         res = inspect_dataset(
-            tool_dataset_path(cfg), tool_output_dir(cfg), int(cfg.tools.episode), cfg.get("embodiment")
+            tool_dataset_path(cfg), tool_output_dir(cfg), int(cfg.tools.episode), chosen_embodiment(cfg)
         )
     except (DatasetError, ValueError) as e:
         print(f"error: {e}")
@@ -206,7 +220,7 @@ def run(cfg) -> int:
         f"dataset {res['dataset']} ({res['version']}): {res['episodes']} episodes, {res['frames']} frames at {res['fps']:g} fps"
     )
     print(f"tasks: {len(res['tasks'])}; modality from {res['modality_source']}")
-    print("raw sample (episode step 0):")
+    print(f"raw sample (episode {res['episode']}, step 0):")
     for k, v in res["raw_sample"].items():
         print(f"  {k:45s} {v}")
     if "transformed_sample" in res:

@@ -19,6 +19,8 @@ from typing import Any, Optional
 
 import av
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from gr00t_exp.data.errors import DatasetError, Issue, error, warning
 from gr00t_exp.data.meta import EPISODES_FILE, INFO_FILE, TASKS_FILE, DatasetMeta, load_meta
@@ -31,7 +33,7 @@ SLOW_CODECS = {"av1": "AV1 decodes several times slower than H.264 on CPU (and d
 
 @dataclass
 class VideoProbe:
-    codec: str
+    codec: str  # canonical codec name (av1, h264, hevc...), not the decoder's (libdav1d)
     width: int
     height: int
     fps: float
@@ -40,10 +42,11 @@ class VideoProbe:
     first_pts_s: float
     end_s: float  # pts of the last frame + one frame duration
     decoded: Optional[int] = None  # frames decoded (full decode only)
+    pts_s: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # every frame, sorted
 
 
 def probe_video(path: Path, full_decode: bool = False) -> VideoProbe:
-    """Container metadata + packet count; decodes the first frame (or all with full_decode).
+    """Container metadata + packet count; decodes the first and the last frame (or all with full_decode).
 
     Raises av.error.FFmpegError / ValueError if the file cannot be opened or decoded.
     """
@@ -63,8 +66,9 @@ def probe_video(path: Path, full_decode: bool = False) -> VideoProbe:
             raise ValueError("no frames in the video stream")
         pts.sort()
         step = 1.0 / fps if fps else 0.0
+        codec = s.codec_context.codec
         probe = VideoProbe(
-            codec=s.codec_context.name,
+            codec=str(getattr(codec, "canonical_name", None) or codec.name),
             width=s.codec_context.width,
             height=s.codec_context.height,
             fps=fps,
@@ -72,6 +76,7 @@ def probe_video(path: Path, full_decode: bool = False) -> VideoProbe:
             keyframes=keys,
             first_pts_s=pts[0] * tb,
             end_s=pts[-1] * tb + step,
+            pts_s=np.asarray(pts, np.float64) * tb,
         )
         c.seek(0, stream=s)
         n = 0
@@ -83,7 +88,18 @@ def probe_video(path: Path, full_decode: bool = False) -> VideoProbe:
             raise ValueError("no frame could be decoded")
         if full_decode:
             probe.decoded = n
+        elif len(pts) > 1:
+            _decode_last(c, s, pts[-1])
         return probe
+
+
+def _decode_last(container: Any, stream: Any, last_pts: int) -> None:
+    """Seek to the key frame before the last frame and decode up to it (a truncated file fails here)."""
+    container.seek(last_pts, stream=stream, backward=True, any_frame=False)
+    for frame in container.decode(stream):
+        if frame.pts is not None and frame.pts >= last_pts:
+            return
+    raise ValueError("the last frame could not be decoded (truncated file?)")
 
 
 @dataclass
@@ -134,11 +150,52 @@ def _md(v: Any) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def validate_dataset(root: str | Path, embodiment: Any = None, *, full_decode: bool = False) -> Report:
-    """Run every check; never raises for dataset problems (they become report issues)."""
-    report = Report(str(root))
+def embodiment_given(embodiment: Any) -> bool:
+    """An embodiment to validate against: a config with a name (`~embodiment` leaves name '???')."""
+    if embodiment is None:
+        return False
     try:
-        meta = load_meta(root, embodiment, strict=False, check_embodiment=False)
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(embodiment) and OmegaConf.is_missing(embodiment, "name"):
+            return False
+    except (ImportError, KeyError):
+        pass
+    name = getattr(embodiment, "name", None)
+    return bool(name) and name != "???"
+
+
+def chosen_embodiment(cfg: Any) -> Any:
+    """The embodiment the user asked for on the command line (embodiment=... or experiment=...),
+    else None: the composed default (gr1_arms_only) says nothing about a dataset a tool is given."""
+    emb = cfg.get("embodiment")
+    if not embodiment_given(emb):
+        return None
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if not HydraConfig.initialized():
+            return emb
+        overrides = list(HydraConfig.get().overrides.task)
+    except (ImportError, ValueError):
+        return emb
+    chosen = any(
+        o.lstrip("+~").split("=")[0].split(".")[0] in ("embodiment", "experiment") for o in overrides
+    )
+    return emb if chosen else None
+
+
+def validate_dataset(root: str | Path, embodiment: Any = None, *, full_decode: bool = False) -> Report:
+    """Run every check; never raises for dataset problems (they become report issues).
+
+    With an embodiment, its keys are checked against the dataset's modality (and a dataset without
+    modality.json is read with the embodiment's layout); without one, a layout derived from the
+    dataset is validated (the report says so).
+    """
+    report = Report(str(root))
+    given = embodiment_given(embodiment)
+    try:
+        meta = load_meta(root, embodiment if given else None, strict=False, check_embodiment=given)
     except DatasetError as e:
         report.issues += e.issues
         return report
@@ -153,6 +210,7 @@ def validate_dataset(root: str | Path, embodiment: Any = None, *, full_decode: b
             "frames": meta.total_frames,
             "tasks": len(meta.tasks),
             "modality": meta.modality_source,
+            "layout checked": _layout_note(meta, embodiment if given else None),
             "state keys": {k: [s.start, s.end] for k, s in meta.modality.state.items()},
             "action keys": {k: [s.start, s.end] for k, s in meta.modality.action.items()},
             "video keys": {k: v.original_key for k, v in meta.modality.video.items()},
@@ -160,12 +218,39 @@ def validate_dataset(root: str | Path, embodiment: Any = None, *, full_decode: b
         }
     )
     _check_info_totals(meta, report)
-    per_dim = _check_episodes(meta, report)
-    _check_videos(meta, report, full_decode)
+    per_dim = _check_data(meta, report, full_decode)
     _check_constant_dims(meta, report, per_dim)
     _check_lengths(meta, report)
     _check_features_without_files(meta, report)
     return report
+
+
+def _layout_note(meta: DatasetMeta, embodiment: Any) -> str:
+    source = {
+        "file": "the dataset's meta/modality.json",
+        "embodiment": "the embodiment's modality (the dataset has no modality.json)",
+        "generated": "a layout derived from the dataset (no modality.json, no embodiment given)",
+    }[meta.modality_source]
+    if embodiment is None:
+        return f"{source}; embodiment keys not checked (pass embodiment=<name> to check them)"
+    return f"{source}; keys of embodiment={getattr(embodiment, 'name', '?')} checked"
+
+
+def data_checks(meta: DatasetMeta, *, full_decode: bool = False) -> list[Issue]:
+    """The checks that read the data (what training's pre-flight runs): finite values, row counts,
+    timestamps vs fps, unlisted episodes, every video opens and decodes its first and last frame,
+    frame counts and fps vs info.json. Returns the issues (errors and warnings)."""
+    report = Report(str(meta.root))
+    _check_data(meta, report, full_decode)
+    return report.issues
+
+
+def _check_data(meta: DatasetMeta, report: Report, full_decode: bool) -> dict[str, list[np.ndarray]]:
+    per_dim = _check_episodes(meta, report)
+    _check_row_counts(meta, report)
+    _check_unlisted(meta, report)
+    _check_videos(meta, report, full_decode)
+    return per_dim
 
 
 def _check_info_totals(meta: DatasetMeta, report: Report) -> None:
@@ -207,7 +292,8 @@ def _check_episodes(meta: DatasetMeta, report: Report) -> dict[str, list[np.ndar
                     "episode.length",
                     rel,
                     f"episode {ep.index}",
-                    f"{n} rows but {EPISODES_FILE} says length {ep.length}",
+                    f"{n} rows but {EPISODES_FILE} says length {ep.length}"
+                    + (f" ({n - ep.length} rows would never be sampled)" if n > ep.length else ""),
                     f"set length to {n} in {EPISODES_FILE} (or restore the parquet file)",
                 )
             )
@@ -320,88 +406,92 @@ def _check_episodes(meta: DatasetMeta, report: Report) -> dict[str, list[np.ndar
     return arrays
 
 
+def _check_row_counts(meta: DatasetMeta, report: Report) -> None:
+    """v3.0: a data file's rows vs the episodes that claim them (unclaimed rows are never sampled)."""
+    if not meta.is_v3:
+        return
+    claimed: dict[Path, int] = {}
+    for e in meta.episodes:
+        p = meta.parquet_path(e.index)
+        claimed[p] = claimed.get(p, 0) + e.length
+    for path, n in claimed.items():
+        if not path.exists():
+            continue  # reported by load_meta
+        try:
+            rows = pq.read_metadata(path).num_rows
+        except (pa.ArrowInvalid, OSError) as e:
+            report.issues.append(
+                error(
+                    "parquet.corrupt",
+                    meta.rel(path),
+                    "",
+                    f"cannot read parquet (truncated or corrupt: {e})",
+                    "restore the file from the original dataset",
+                )
+            )
+            continue
+        if rows != n:
+            report.issues.append(
+                error(
+                    "episode.length",
+                    meta.rel(path),
+                    "",
+                    f"{rows} rows but the episodes in {meta.episodes_file} claim {n}"
+                    + (f" ({rows - n} rows would never be sampled)" if rows > n else ""),
+                    "restore meta/episodes/ (lengths and dataset_from_index) from the original dataset",
+                )
+            )
+
+
+def _check_unlisted(meta: DatasetMeta, report: Report) -> None:
+    """v2: episode parquet files that episodes.jsonl does not list (training would skip them)."""
+    if meta.is_v3:
+        return
+    listed = set(meta.episode_indices)
+    unlisted = []
+    for p in sorted((meta.root / "data").rglob("episode_*.parquet")):
+        try:
+            idx = int(p.stem.removeprefix("episode_"))
+        except ValueError:
+            continue
+        if idx not in listed and meta.parquet_path(idx) == p:
+            unlisted.append((idx, p))
+    if unlisted:
+        shown = ", ".join(meta.rel(p) for _, p in unlisted[:3]) + (" ..." if len(unlisted) > 3 else "")
+        report.issues.append(
+            error(
+                "episode.unlisted",
+                EPISODES_FILE,
+                ", ".join(f"episode {i}" for i, _ in unlisted[:5]),
+                f"{len(unlisted)} episode parquet file(s) are not listed, so they are never used: {shown}",
+                "add a line {episode_index, tasks, length} per episode to meta/episodes.jsonl "
+                "(or move the files out of data/)",
+            )
+        )
+
+
 def _check_videos(meta: DatasetMeta, report: Report, full_decode: bool) -> None:
     resolutions: dict[str, set[tuple[int, int]]] = {}
     codecs: set[str] = set()
+    probes: dict[Path, Optional[VideoProbe]] = {}  # v3.0 episodes share files: probe each once
     for name, vspec in meta.modality.video.items():
         key = vspec.original_key
-        feat = meta.info.get("features", {}).get(key) or {}
-        shape = feat.get("shape") if isinstance(feat, dict) else None
-        vinfo = (feat.get("info") or feat.get("video_info") or {}) if isinstance(feat, dict) else {}
         for ep in meta.episodes:
             path = meta.video_path(ep.index, key)
             if not path.exists():
                 continue  # reported by load_meta
-            rel = meta.rel(path)
-            try:
-                p = probe_video(path, full_decode)
-            except (av.error.FFmpegError, ValueError, OSError) as e:
-                report.issues.append(
-                    error(
-                        "video.decode",
-                        rel,
-                        f"video.{name}",
-                        f"cannot decode: {e}",
-                        "re-encode the file (ffmpeg -i in.mp4 -c:v libx264 -pix_fmt yuv420p out.mp4) or restore it",
-                    )
-                )
+            first_use = path not in probes
+            if first_use:
+                probes[path] = _probe_or_report(meta, report, path, name, full_decode)
+            p = probes[path]
+            if p is None:
                 continue
-            codecs.add(p.codec)
-            resolutions.setdefault(name, set()).add((p.height, p.width))
-            frames = p.decoded if p.decoded is not None else p.frames
-            if frames < ep.length:
-                report.issues.append(
-                    error(
-                        "video.frames",
-                        rel,
-                        f"video.{name}",
-                        f"{frames} frames but the parquet has {ep.length} rows (episode {ep.index})",
-                        "re-export the video with one frame per row, or trim the parquet",
-                    )
-                )
-            elif frames > ep.length:
-                report.issues.append(
-                    warning(
-                        "video.frames",
-                        rel,
-                        f"video.{name}",
-                        f"{frames} frames for {ep.length} parquet rows (episode {ep.index}); extra frames are unused",
-                        "check that the video belongs to this episode",
-                    )
-                )
-            if p.fps and abs(p.fps - meta.fps) > 0.01 * meta.fps:
-                report.issues.append(
-                    error(
-                        "video.fps",
-                        rel,
-                        f"video.{name}",
-                        f"fps mismatch: video is {p.fps:g} fps but info.json fps is {meta.fps:g}",
-                        "re-encode the video at the dataset's fps, or fix fps in meta/info.json",
-                    )
-                )
-            if isinstance(shape, list) and len(shape) >= 2 and (p.height, p.width) != (shape[0], shape[1]):
-                report.issues.append(
-                    error(
-                        "video.resolution",
-                        rel,
-                        f"video.{name}",
-                        f"video is {p.height}x{p.width} but info.json features.{key}.shape says {shape[0]}x{shape[1]}",
-                        "fix the shape in meta/info.json (the model's transforms check it)",
-                    )
-                )
-            declared_codec = vinfo.get("video.codec")
-            if declared_codec and declared_codec != p.codec:
-                report.issues.append(
-                    warning(
-                        "video.codec",
-                        rel,
-                        f"video.{name}",
-                        f"codec is {p.codec} but info.json says {declared_codec}",
-                        f"set video.codec to {p.codec} in meta/info.json",
-                    )
-                )
-            ts_path = meta.parquet_path(ep.index)
-            if ts_path.exists() and ep.index == meta.episodes[0].index:
+            if first_use:
+                codecs.add(p.codec)
+                resolutions.setdefault(name, set()).add((p.height, p.width))
+                _check_video_file(meta, report, path, name, key, p)
+            _check_episode_frames(meta, report, ep, name, key, path, p, full_decode)
+            if ep.index == meta.episodes[0].index:
                 _check_timestamps_vs_video(meta, report, ep.index, name, p)
     for name, res in resolutions.items():
         if len(res) > 1:
@@ -428,6 +518,119 @@ def _check_videos(meta: DatasetMeta, report: Report, full_decode: bool) -> None:
     report.summary["video resolutions"] = {k: sorted(v) for k, v in resolutions.items()}
 
 
+def _probe_or_report(
+    meta: DatasetMeta, report: Report, path: Path, name: str, full_decode: bool
+) -> Optional[VideoProbe]:
+    try:
+        return probe_video(path, full_decode)
+    except (av.error.FFmpegError, ValueError, OSError) as e:
+        report.issues.append(
+            error(
+                "video.decode",
+                meta.rel(path),
+                f"video.{name}",
+                f"cannot decode: {e}",
+                "re-encode the file (ffmpeg -i in.mp4 -c:v libx264 -pix_fmt yuv420p out.mp4) or restore it",
+            )
+        )
+        return None
+
+
+def _check_video_file(
+    meta: DatasetMeta, report: Report, path: Path, name: str, key: str, p: VideoProbe
+) -> None:
+    """Per file: fps, resolution and codec vs info.json."""
+    rel = meta.rel(path)
+    feat = meta.info.get("features", {}).get(key) or {}
+    shape = feat.get("shape") if isinstance(feat, dict) else None
+    vinfo = (feat.get("info") or feat.get("video_info") or {}) if isinstance(feat, dict) else {}
+    if p.fps and abs(p.fps - meta.fps) > 0.01 * meta.fps:
+        report.issues.append(
+            error(
+                "video.fps",
+                rel,
+                f"video.{name}",
+                f"fps mismatch: video is {p.fps:g} fps but info.json fps is {meta.fps:g}",
+                "re-encode the video at the dataset's fps, or fix fps in meta/info.json",
+            )
+        )
+    if isinstance(shape, list) and len(shape) >= 2 and (p.height, p.width) != (shape[0], shape[1]):
+        report.issues.append(
+            error(
+                "video.resolution",
+                rel,
+                f"video.{name}",
+                f"video is {p.height}x{p.width} but info.json features.{key}.shape says {shape[0]}x{shape[1]}",
+                "fix the shape in meta/info.json (the model's transforms check it)",
+            )
+        )
+    declared_codec = vinfo.get("video.codec")
+    if declared_codec and _canonical_codec(declared_codec) != p.codec:
+        report.issues.append(
+            warning(
+                "video.codec",
+                rel,
+                f"video.{name}",
+                f"codec is {p.codec} but info.json says {declared_codec}",
+                f"set video.codec to {p.codec} in meta/info.json",
+            )
+        )
+
+
+def _canonical_codec(name: str) -> str:
+    """Encoder / decoder names as the codec they produce (info.json may say libx264 or libsvtav1)."""
+    try:
+        return str(av.codec.Codec(name, "r").canonical_name)
+    except (ValueError, av.error.FFmpegError):
+        pass
+    try:
+        return str(av.codec.Codec(name, "w").canonical_name)
+    except (ValueError, av.error.FFmpegError):
+        return name
+
+
+def _check_episode_frames(
+    meta: DatasetMeta,
+    report: Report,
+    ep: Any,
+    name: str,
+    key: str,
+    path: Path,
+    p: VideoProbe,
+    full_decode: bool,
+) -> None:
+    """The episode's frames (v3.0: those inside its from/to span) vs its parquet rows."""
+    span = meta.video_span(ep.index, key)
+    if span is not None:
+        half = 0.5 / meta.fps
+        frames = int(((p.pts_s >= span[0] - half) & (p.pts_s < span[1] - half)).sum())
+        where = f" between {span[0]:.4g} s and {span[1]:.4g} s"
+    else:
+        frames = p.decoded if full_decode and p.decoded is not None else p.frames
+        where = ""
+    rel = meta.rel(path)
+    if frames < ep.length:
+        report.issues.append(
+            error(
+                "video.frames",
+                rel,
+                f"video.{name}",
+                f"{frames} frames{where} but the parquet has {ep.length} rows (episode {ep.index})",
+                "re-export the video with one frame per row, or trim the parquet",
+            )
+        )
+    elif frames > ep.length:
+        report.issues.append(
+            warning(
+                "video.frames",
+                rel,
+                f"video.{name}",
+                f"{frames} frames{where} for {ep.length} parquet rows (episode {ep.index}); extra frames are unused",
+                "check that the video belongs to this episode",
+            )
+        )
+
+
 def _check_timestamps_vs_video(meta: DatasetMeta, report: Report, ep: int, name: str, p: VideoProbe) -> None:
     try:
         ts = meta.read_episode(ep, ["timestamp"])["timestamp"].astype(np.float64)
@@ -436,6 +639,9 @@ def _check_timestamps_vs_video(meta: DatasetMeta, report: Report, ep: int, name:
     if not len(ts):
         return
     rel = meta.rel(meta.parquet_path(ep))
+    span = meta.video_span(ep, meta.modality.video[name].original_key)
+    if span is not None:  # v3.0: the episode plays from span[0] inside a shared file
+        ts = ts + span[0]
     offset = float(ts[0] - p.first_pts_s)
     if abs(offset) > 1e-3:
         report.issues.append(
@@ -577,7 +783,10 @@ def run(cfg) -> int:
     except ValueError as e:
         print(f"error: {e}")
         return 1
-    report = validate_dataset(root, cfg.get("embodiment"), full_decode=bool(tools.get("full_decode", False)))
+    embodiment = chosen_embodiment(cfg)
+    if embodiment is None:
+        print("no embodiment chosen: validating against a layout derived from the dataset")
+    report = validate_dataset(root, embodiment, full_decode=bool(tools.get("full_decode", False)))
     md, js = write_report(report, tool_output_dir(cfg))
     print_summary(report)
     print(f"report: {md} and {js}")

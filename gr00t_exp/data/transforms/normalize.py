@@ -1,4 +1,4 @@
-"""State/action normalisation (N1.5 semantics, gr00t_reference.md §4.3) with exact inverses.
+"""State/action normalisation (N1.5 semantics, docs/upstream.md) with exact inverses.
 
 | mode     | forward                                   | inverse                        | degenerate dims         |
 |----------|-------------------------------------------|--------------------------------|-------------------------|
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from gr00t_exp.data.transforms import rotation as rot
+from gr00t_exp.embodiment import EmbodimentLayout, bare
 
 MODES = ("min_max", "q99", "mean_std", "binary", "sin_cos", "none")
 _FIXED_BOUNDS = {"rotation_6d": 1.0, "quaternion": 1.0, "matrix": 1.0, "axis_angle": np.pi}
@@ -108,54 +109,43 @@ def is_key_layout(stats: Mapping) -> bool:
     )
 
 
-def _short(key: str, group: str) -> str:
-    return key[len(group) + 1 :] if key.startswith(group + ".") else key
-
-
 class StateActionNormalizer:
     """Normalise state/action dicts per key as an embodiment config says.
 
-    embodiment: EmbodimentConfig (state_keys, action_keys, *_normalization, *_target_rotations).
+    embodiment: an EmbodimentLayout (keys, modes, target rotations, source rotations and widths),
+        or an EmbodimentConfig / DictConfig, joined with `modality` when given.
     stats: metadata.json layout {"state": {key: {min, max, ...}}, "action": {...}} (short or
-        prefixed keys), or the stats.json column layout together with `modality`.
-    modality: the dataset's Modality (source rotation types; widths when stats lack a key).
+        prefixed keys), or the stats.json column layout together with the dataset's modality.
+    modality: the dataset's Modality, when `embodiment` is a config.
     """
 
     def __init__(self, embodiment: Any, stats: Mapping, modality: Any = None):
-        self.embodiment = embodiment
-        self.modality = modality
+        if isinstance(embodiment, EmbodimentLayout):
+            layout = embodiment
+        elif modality is not None:
+            layout = EmbodimentLayout.build(embodiment, modality)
+        else:
+            layout = EmbodimentLayout.keys_only(embodiment)
+        self.layout = layout
+        self.modality = layout.modality
+        name = layout.name
         if not is_key_layout(stats):
-            if modality is None:
+            if self.modality is None:
                 raise ValueError("stats in stats.json layout need the dataset modality to be sliced per key")
-            stats = key_stats(stats, modality)
-        self.stats = {
-            g: {_short(k, g): v for k, v in (stats.get(g) or {}).items()} for g in ("state", "action")
-        }
-        self.modes = {
-            "state": {
-                _short(k, "state"): str(v) for k, v in dict(embodiment.state_normalization or {}).items()
-            },
-            "action": {
-                _short(k, "action"): str(v) for k, v in dict(embodiment.action_normalization or {}).items()
-            },
-        }
+            stats = key_stats(stats, self.modality)
+        self.stats = {g: {bare(k, g): v for k, v in (stats.get(g) or {}).items()} for g in ("state", "action")}
+        self.specs = {g: {s.key: s for s in layout.specs(g)} for g in ("state", "action")}
+        self.modes = {g: {k: s.normalization for k, s in self.specs[g].items()} for g in ("state", "action")}
         self.targets = {
-            "state": {
-                _short(k, "state"): str(v) for k, v in dict(embodiment.state_target_rotations or {}).items()
-            },
-            "action": {
-                _short(k, "action"): str(v) for k, v in dict(embodiment.action_target_rotations or {}).items()
-            },
+            g: {k: s.target_rotation for k, s in self.specs[g].items() if s.target_rotation}
+            for g in ("state", "action")
         }
-        self.keys = {
-            "state": [_short(k, "state") for k in embodiment.state_keys],
-            "action": [_short(k, "action") for k in embodiment.action_keys],
-        }
+        self.keys = {g: layout.keys(g) for g in ("state", "action")}
         for g in ("state", "action"):
             for k, mode in self.modes[g].items():
                 if mode not in MODES:
                     raise ValueError(
-                        f"embodiment {embodiment.name}: {g}_normalization.{g}.{k} = {mode!r} is unknown; "
+                        f"embodiment {name}: {g}_normalization.{g}.{k} = {mode!r} is unknown; "
                         f"use one of {', '.join(MODES)}"
                     )
                 if (
@@ -164,29 +154,25 @@ class StateActionNormalizer:
                     and k not in self.targets[g]
                 ):
                     raise ValueError(
-                        f"embodiment {embodiment.name}: {g}.{k} uses {mode} but the statistics have no entry "
+                        f"embodiment {name}: {g}.{k} uses {mode} but the statistics have no entry "
                         f"for it (have: {', '.join(self.stats[g]) or 'none'}); compute stats (mode=stats)"
                     )
-        if modality is not None:
-            for g in ("state", "action"):
-                for k in self.targets[g]:
-                    spec = getattr(modality, g).get(k)
-                    if spec is not None and spec.rotation_type is None:
-                        raise ValueError(
-                            f"embodiment {embodiment.name}: {g}_target_rotations.{g}.{k} needs the key's "
-                            f"rotation_type in modality.json"
-                        )
-                    if spec is not None and not spec.absolute:
-                        raise ValueError(
-                            f"embodiment {embodiment.name}: {g}.{k} is relative (absolute=false); relative "
-                            "rotations cannot be converted and normalised (upstream rule)"
-                        )
+            for k in self.targets[g]:
+                spec = self.specs[g][k]
+                if spec.width is not None and spec.rotation_type is None:
+                    raise ValueError(
+                        f"embodiment {name}: {g}_target_rotations.{g}.{k} needs the key's "
+                        f"rotation_type in modality.json"
+                    )
+                if spec.width is not None and not spec.absolute:
+                    raise ValueError(
+                        f"embodiment {name}: {g}.{k} is relative (absolute=false); relative "
+                        "rotations cannot be converted and normalised (upstream rule)"
+                    )
 
     # -- per key ---------------------------------------------------------------------------------
     def _source_rotation(self, group: str, key: str) -> str | None:
-        if self.modality is None:
-            return None
-        spec = getattr(self.modality, group).get(key)
+        spec = self.specs[group].get(key)
         return spec.rotation_type if spec is not None else None
 
     def _mode_stats(self, group: str, key: str) -> tuple[str, Mapping | None]:
@@ -198,7 +184,7 @@ class StateActionNormalizer:
         return self.modes[group].get(key, "none"), self.stats[group].get(key)
 
     def normalize_key(self, group: str, key: str, x: np.ndarray) -> np.ndarray:
-        key = _short(key, group)
+        key = bare(key, group)
         tgt = self.targets[group].get(key)
         if tgt is not None:
             x = rot.convert(x, self._source_rotation(group, key) or tgt, tgt)
@@ -206,7 +192,7 @@ class StateActionNormalizer:
         return normalize(x, mode, st).astype(np.float32)
 
     def unnormalize_key(self, group: str, key: str, y: np.ndarray) -> np.ndarray:
-        key = _short(key, group)
+        key = bare(key, group)
         mode, st = self._mode_stats(group, key)
         x = unnormalize(y, mode, st)
         tgt = self.targets[group].get(key)
@@ -216,14 +202,15 @@ class StateActionNormalizer:
 
     def width(self, group: str, key: str) -> int:
         """Width of a key after normalisation (sin_cos doubles it, target rotations change it)."""
-        key = _short(key, group)
+        key = bare(key, group)
         tgt = self.targets[group].get(key)
         if tgt is not None:
             return rot.WIDTH[tgt]
+        spec = self.specs[group].get(key)
         if key in self.stats[group]:
             w = len(self.stats[group][key]["min"])
-        elif self.modality is not None and key in getattr(self.modality, group):
-            w = getattr(self.modality, group)[key].width
+        elif spec is not None and spec.width is not None:
+            w = spec.width
         else:
             raise KeyError(f"width of {group}.{key} unknown: no statistics and no modality for it")
         return 2 * w if self.modes[group].get(key) == "sin_cos" else w

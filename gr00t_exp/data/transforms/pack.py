@@ -1,8 +1,9 @@
 """GR00T N1.5 packing: concatenate keys in the configured order, pad to the model's widths.
 
 state (1, ΣD) -> (1, 64) float32 + state_mask; action (16, ΣD) -> (16, 32) float32 + action_mask;
-embodiment_id from the tag (N1.5 projector ids). Upstream truncates state beyond 64 dims silently;
-here that is an error (it would drop real data without notice).
+embodiment_id from the tag through the model family's projector table (gr00t_exp/embodiment/ids.py).
+Upstream truncates state beyond 64 dims silently; here that is an error (it would drop real data
+without notice).
 """
 
 from __future__ import annotations
@@ -11,17 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-# N1.5 EMBODIMENT_TAG_MAPPING (gr00t_reference.md §1.8)
-EMBODIMENT_IDS: dict[str, int] = {"gr1": 24, "oxe_droid": 17, "agibot_genie1": 26, "new_embodiment": 31}
-
-
-def embodiment_id(tag: str) -> int:
-    if tag not in EMBODIMENT_IDS:
-        raise ValueError(
-            f"embodiment.embodiment_tag={tag!r} has no N1.5 projector id; use one of "
-            f"{', '.join(f'{k} ({v})' for k, v in EMBODIMENT_IDS.items())}; a new robot uses new_embodiment"
-        )
-    return EMBODIMENT_IDS[tag]
+from gr00t_exp.embodiment.ids import DEFAULT_FAMILY, projector_index
 
 
 def concat_keys(parts: Mapping[str, np.ndarray], keys: Sequence[str], what: str) -> np.ndarray:
@@ -57,13 +48,14 @@ def pack_sample(
     max_state_dim: int = 64,
     max_action_dim: int = 32,
     action_horizon: int | None = None,
+    model_family: str = DEFAULT_FAMILY,
 ) -> dict:
     s, s_mask = pad(concat_keys(state, state_keys, "state"), max_state_dim, "state")
     out = {
         "video": np.ascontiguousarray(video, dtype=np.uint8),
         "state": s,
         "state_mask": s_mask,
-        "embodiment_id": np.int64(embodiment_id(embodiment_tag)),
+        "embodiment_id": np.int64(projector_index(model_family, embodiment_tag)),
         "language": language,
     }
     if action is not None:

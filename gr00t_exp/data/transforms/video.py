@@ -1,6 +1,6 @@
 """Video augmentation on uint8 frames: crop (95 %), resize (224), colour jitter.
 
-Upstream N1.5 semantics (gr00t_reference.md §4.2): the crop is 95 % of the frame resolution,
+Upstream N1.5 semantics (docs/upstream.md "Video augmentation"): the crop is 95 % of the frame resolution,
 random in training and centred in eval, then an antialiased bilinear resize to 224x224, then
 (training only) a colour jitter with brightness 0.3, contrast 0.4, saturation 0.5, hue 0.08 in a
 random order. One crop and one jitter are drawn per *sample* and applied to every view and
@@ -17,11 +17,14 @@ not bit-identical pixels.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from gr00t_exp.data.config import VideoTransformConfig
 
 _GREY = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float32)
 _RGB2YIQ = torch.tensor(
@@ -38,27 +41,16 @@ def _as_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class VideoTransform:
-    crop_scale: float = 0.95
-    size: int = 224
-    brightness: float = 0.3
-    contrast: float = 0.4
-    saturation: float = 0.5
-    hue: float = 0.08
+class VideoTransform(VideoTransformConfig):
+    """The parameters are the embodiment's `video` config (VideoTransformConfig, declared once);
+    `training` picks random crop + jitter (True) or the centre crop alone."""
+
     training: bool = True
 
     @classmethod
-    def from_config(cls, cfg, training: bool = True) -> VideoTransform:
-        """cfg: an embodiment's `video` section (VideoTransformConfig)."""
-        return cls(
-            crop_scale=float(cfg.crop_scale),
-            size=int(cfg.resize),
-            brightness=float(cfg.brightness),
-            contrast=float(cfg.contrast),
-            saturation=float(cfg.saturation),
-            hue=float(cfg.hue),
-            training=training,
-        )
+    def from_config(cls, cfg: Any, training: bool = True) -> VideoTransform:
+        """cfg: an embodiment's `video` section (VideoTransformConfig, or a config node of it)."""
+        return cls(**{f.name: getattr(cfg, f.name) for f in fields(VideoTransformConfig)}, training=training)
 
     def crop_size(self, h: int, w: int) -> tuple[int, int]:
         return int(h * self.crop_scale), int(w * self.crop_scale)
@@ -66,7 +58,7 @@ class VideoTransform:
     def __call__(
         self, frames: np.ndarray | torch.Tensor, generator: torch.Generator | None = None
     ) -> np.ndarray:
-        """One sample: uint8 (..., H, W, 3) (e.g. (T, V, H, W, 3)) -> uint8 (..., size, size, 3)."""
+        """One sample: uint8 (..., H, W, 3) (e.g. (T, V, H, W, 3)) -> uint8 (..., resize, resize, 3)."""
         return self.batch(_as_tensor(frames).unsqueeze(0), generator)[0]
 
     def batch(
@@ -91,10 +83,10 @@ class VideoTransform:
             [x[i, :, t : t + ch, c : c + cw] for i, (t, c) in enumerate(zip(tops, lefts, strict=True))]
         )
         y = crops.reshape(b * n, ch, cw, 3).permute(0, 3, 1, 2)  # NCHW view of NHWC = channels_last
-        if (ch, cw) != (self.size, self.size):
+        if (ch, cw) != (self.resize, self.resize):
             y = F.interpolate(
                 y.contiguous(memory_format=torch.channels_last),
-                size=(self.size, self.size),
+                size=(self.resize, self.resize),
                 mode="bilinear",
                 antialias=True,
                 align_corners=False,
@@ -102,9 +94,9 @@ class VideoTransform:
         if self.training and (self.brightness or self.contrast or self.saturation or self.hue):
             # planar float layout: per-channel axpy passes beat a (P,3)x(3,3) bmm by ~5x
             planar = y.contiguous().reshape(b, n, 3, -1).float()
-            y = self._jitter(planar, generator).reshape(b * n, 3, self.size, self.size)
+            y = self._jitter(planar, generator).reshape(b * n, 3, self.resize, self.resize)
         y = y.permute(0, 2, 3, 1)  # (B*N, S, S, 3)
-        return y.reshape(b, *lead, self.size, self.size, 3).contiguous().numpy()
+        return y.reshape(b, *lead, self.resize, self.resize, 3).contiguous().numpy()
 
     # -- colour jitter -----------------------------------------------------------------------
     def sample_jitter(self, b: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:

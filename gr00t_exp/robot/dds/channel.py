@@ -89,8 +89,8 @@ class DdsContext:
     def publisher(self, name: str, data_type: type[T]) -> Publisher[T]:
         return Publisher(self, name, data_type)
 
-    def subscriber(self, name: str, data_type: type[T]) -> Subscriber[T]:
-        return Subscriber(self, name, data_type)
+    def subscriber(self, name: str, data_type: type[T], depth: int = 1) -> Subscriber[T]:
+        return Subscriber(self, name, data_type, depth)
 
 
 class Publisher(Generic[T]):
@@ -114,13 +114,26 @@ class Received(Generic[T]):
 
 
 class Subscriber(Generic[T]):
-    """Newest-sample reader: `latest()` returns the newest sample received since the last call."""
+    """Newest-sample reader: `latest()` returns the newest sample received since the last call.
 
-    def __init__(self, ctx: DdsContext, name: str, data_type: type[T]):
+    depth > 1 keeps that many unread samples for `take_all()` (the fakes use it to see every
+    command, catch-up bursts included, with the writer's timestamps)."""
+
+    def __init__(self, ctx: DdsContext, name: str, data_type: type[T], depth: int = 1):
         self.name = name
-        qos = Qos(Policy.History.KeepLast(1), Policy.Reliability.BestEffort)
+        self.depth = int(depth)
+        qos = Qos(Policy.History.KeepLast(self.depth), Policy.Reliability.BestEffort)
         self.reader = DataReader(ctx.participant, ctx.topic(name, data_type), qos=qos)
         self.last: Optional[Received[T]] = None
+
+    def take_all(self) -> list[tuple[T, int]]:
+        """Every pending sample, oldest first, with its source timestamp (ns, the writer's clock)."""
+        out = []
+        for s in self.reader.take(N=self.depth):
+            if isinstance(s, InvalidSample):
+                continue
+            out.append((s, int(s.sample_info.source_timestamp)))
+        return out
 
     def latest(self) -> Optional[T]:
         """Take the newest pending sample (or None when nothing new arrived)."""

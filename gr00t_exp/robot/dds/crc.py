@@ -1,4 +1,4 @@
-"""CRC32 of unitree_hg LowCmd_ / LowState_ (unitree_g1_reference.md §2.4).
+"""CRC32 of unitree_hg LowCmd_ / LowState_ (docs/g1_interfaces.md).
 
 The message is packed little-endian into its fixed C layout (1004 bytes for LowCmd_, 2092 for
 LowState_), cut into 32-bit words without the trailing `crc` word, and run through CRC-32 with
@@ -143,6 +143,14 @@ def pack_lowcmd(msg: LowCmd_) -> np.ndarray:
     return rec
 
 
+def _u8_array(value) -> np.ndarray:
+    """A uint8[N] field as numpy: cyclonedds delivers received uint8 arrays as `bytes`, locally built
+    messages hold lists of ints."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return np.frombuffer(bytes(value), dtype=np.uint8)
+    return np.asarray(value, dtype=np.uint8)
+
+
 def pack_lowstate(msg: LowState_) -> np.ndarray:
     """The 2092-byte C layout of `msg` as a 0-d structured array."""
     rec = np.zeros((), dtype=LOWSTATE_DTYPE)
@@ -164,7 +172,7 @@ def pack_lowstate(msg: LowState_) -> np.ndarray:
     ms["temperature"] = [s.temperature for s in states]
     ms["sensor"] = [s.sensor for s in states]
     ms["reserve"] = [s.reserve for s in states]
-    rec["wireless_remote"] = msg.wireless_remote
+    rec["wireless_remote"] = _u8_array(msg.wireless_remote)
     rec["reserve"] = msg.reserve
     rec["crc"] = msg.crc
     return rec

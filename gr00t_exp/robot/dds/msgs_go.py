@@ -1,6 +1,6 @@
 """`unitree_go` motor messages used by the Inspire DFX hand service (`rt/inspire/cmd|state`).
 
-Field layout per unitree_g1_reference.md §2.3; type names ``unitree_go::msg::dds_::MotorCmds_`` etc.
+Field layout per docs/g1_interfaces.md; type names ``unitree_go::msg::dds_::MotorCmds_`` etc.
 """
 
 from dataclasses import dataclass, field

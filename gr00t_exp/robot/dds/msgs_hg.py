@@ -1,6 +1,6 @@
 """`unitree_hg` messages (G1 / H1-2 body): LowCmd_, LowState_, MotorCmd_, MotorState_, IMUState_.
 
-Written from the field tables in unitree_g1_reference.md §2.3. The DDS type names
+Written from the field tables in docs/g1_interfaces.md. The DDS type names
 (``unitree_hg::msg::dds_::LowCmd_``), field order, array sizes, scalar types and the
 ``@final`` / ``@autoid(sequential)`` annotations match unitree_sdk2py's generated types, so a
 process using either definition reads the other's samples.

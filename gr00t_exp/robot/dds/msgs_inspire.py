@@ -1,7 +1,7 @@
 """Inspire FTP hand messages (module `inspire`, as the inspire_hand_ws driver defines them).
 
 Per-hand topics `rt/inspire_hand/ctrl/{l,r}` and `rt/inspire_hand/state/{l,r}`; values are int16
-in 0..1000 with 1000 = open (unitree_g1_reference.md §2.3, §4.2). Type names
+in 0..1000 with 1000 = open (docs/g1_interfaces.md). Type names
 ``inspire::inspire_hand_ctrl`` / ``inspire::inspire_hand_state``; six-element bounded sequences.
 """
 

@@ -65,7 +65,7 @@ def test_missing_and_undecodable_mp4(synthetic_copy: Path):
 
 
 def test_truncated_mp4_frame_count(synthetic_copy: Path):
-    from gr00t_exp.data.synthetic import encode_mp4
+    from gr00t_exp.data.mp4 import encode_mp4
 
     path = synthetic_copy / "videos/chunk-000/observation.images.ego_view/episode_000000.mp4"
     encode_mp4(path, np.zeros((10, 64, 64, 3), np.uint8), 20)
