@@ -44,7 +44,18 @@ def _run_probe(tmp_path: Path, empty_shared: Path, test_src: str, ci: bool, conf
     if ci:
         env["CI"] = "true"
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "--rootdir", str(probe), str(probe)],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(probe),
+            str(probe),
+        ],
         cwd=probe,
         env=env,
         capture_output=True,

@@ -54,9 +54,16 @@ def _echo_actions(request: dict):
         return {"status": "ok"}
     if request["endpoint"] == "get_action":
         obs = request["data"]["observation"]
-        return [{"action.left_arm": np.full((16, 7), obs["state.left_arm"].sum())}, {"timing_ms": {"policy": 1.5}}]
+        return [
+            {"action.left_arm": np.full((16, 7), obs["state.left_arm"].sum())},
+            {"timing_ms": {"policy": 1.5}},
+        ]
     if request["endpoint"] == "get_modality_config":
-        return {"action": wire.ModalityConfigWire(delta_indices=list(range(16)), modality_keys=["action.left_arm"])}
+        return {
+            "action": wire.ModalityConfigWire(
+                delta_indices=list(range(16)), modality_keys=["action.left_arm"]
+            )
+        }
     if request["endpoint"] == "reset":
         return {}
     return {"error": f"unknown endpoint {request['endpoint']}", "code": "unknown_endpoint"}

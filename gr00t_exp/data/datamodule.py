@@ -42,14 +42,11 @@ def worker_init_fn(worker_id: int) -> None:
         np.random.seed(info.seed % 2**32)
 
 
-def _cfg_get(cfg: Any, key: str, default: Any = None) -> Any:
-    return getattr(cfg, key, default) if not isinstance(cfg, dict) else cfg.get(key, default)
-
-
 class Gr00tDataModule(pl.LightningDataModule):
-    """data_cfg: DataConfig; embodiment: EmbodimentConfig; processor: a Gr00tProcessor-like
-    callable (None = the shipped Gr00tProcessor, loaded on first use); cache_dir: where
-    computed statistics go (defaults to the frame cache's parent)."""
+    """data_cfg: DataConfig (the composed `cfg.data`, read by attribute); embodiment:
+    EmbodimentConfig; processor: a Gr00tProcessor-like callable (None = the shipped
+    Gr00tProcessor, loaded on first use); cache_dir: where computed statistics go (defaults to the
+    frame cache's parent)."""
 
     def __init__(
         self,
@@ -155,7 +152,7 @@ class Gr00tDataModule(pl.LightningDataModule):
             weights.append(weight)
             if held_out:
                 vals.append(self.dataset(meta, stats, held_out, training=False, frame_cache=cache))
-            if cache is not None and bool(_cfg_get(self.cfg.cache, "build_on_setup", True)):
+            if cache is not None and bool(self.cfg.cache.build_on_setup):
                 tr.warm_cache()
                 if held_out:
                     vals[-1].warm_cache()

@@ -307,7 +307,7 @@ class Gr00tDataset(Dataset):
 
 
 class MixtureDataset(Dataset):
-    """Weighted mixture of Gr00tDatasets, as upstream's LeRobotMixtureDataset (§3.3).
+    """Weighted mixture of Gr00tDatasets, as upstream's LeRobotMixtureDataset.
 
     Each index draws, from a RNG seeded by (seed, epoch, index): a dataset with probability ∝
     weight (× its number of frames when balance_dataset_weights), a trajectory ∝ its length when

@@ -40,6 +40,7 @@ from gr00t_exp.data.v3_index import (
     read_v3_episodes,
     read_v3_tasks,
 )
+from gr00t_exp.embodiment.keys import bare
 
 log = logging.getLogger(__name__)
 
@@ -362,7 +363,7 @@ def check_embodiment_keys(modality: Modality, embodiment: Any, source: str) -> l
                 )
     lang = getattr(embodiment, "language_key", None)
     if lang:
-        short = str(lang).removeprefix("annotation.")
+        short = bare(lang, "annotation")
         if modality.annotation and short not in modality.annotation:
             have = ", ".join(modality.prefixed_keys("annotation"))
             issues.append(

@@ -24,6 +24,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gr00t_exp.data.errors import DatasetError, Issue, error, warning
+from gr00t_exp.embodiment.keys import prefixed
 
 MODALITY_FILE = "meta/modality.json"
 
@@ -107,7 +108,7 @@ class Modality(BaseModel):
 
     def prefixed_keys(self, group: str) -> list[str]:
         """Keys in the embodiment-config form, e.g. `state.left_arm`."""
-        return [f"{group}.{k}" for k in getattr(self, group)]
+        return [prefixed(group, k) for k in getattr(self, group)]
 
     def to_json_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_defaults=True)

@@ -28,7 +28,9 @@ from typing import Any, Optional
 import numpy as np
 import pyarrow as pa
 
+from gr00t_exp.data.config import EmbodimentConfig
 from gr00t_exp.data.writer import LeRobotWriter, build_features, default_names, staged_dir
+from gr00t_exp.embodiment import bare, embodiment_config
 
 log = logging.getLogger(__name__)
 
@@ -42,25 +44,6 @@ _DEFAULT_WIDTHS = {"gripper": 1, "hand": 6, "waist": 3, "neck": 3, "leg": 6, "ar
 COLORS = [(230, 40, 40), (40, 200, 60), (50, 80, 230)]
 
 
-def _get(obj: Any, name: str, default: Any = None) -> Any:
-    if obj is None:
-        return default
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
-def _to_plain(x: Any) -> Any:
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(x, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(x, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
-    return x
-
-
 def _default_width(key: str) -> int:
     for word, width in _DEFAULT_WIDTHS.items():
         if word in key:
@@ -68,25 +51,28 @@ def _default_width(key: str) -> int:
     return 7
 
 
-def layout_for(embodiment: Any) -> dict:
-    """The modality.json layout to write: the embodiment's `modality`, or one derived from its keys."""
-    mod = _to_plain(_get(embodiment, "modality"))
-    if mod:
-        return json.loads(json.dumps(mod))
+def layout_for(embodiment: Optional[EmbodimentConfig]) -> dict:
+    """The modality.json layout to write: the embodiment's `modality`, or one derived from its keys
+    (default widths by name) when it has none."""
+    if embodiment is not None and embodiment.modality:
+        return json.loads(json.dumps(embodiment.modality))
     out: dict[str, dict] = {"state": {}, "action": {}, "video": {}, "annotation": {}}
-    for group, field in (("state", "state_keys"), ("action", "action_keys")):
-        keys = [str(k).split(".", 1)[1] for k in (_get(embodiment, field) or [])] or ["arm", "gripper"]
+    for group in ("state", "action"):
+        keys = [bare(k, group) for k in getattr(embodiment, f"{group}_keys", [])] or ["arm", "gripper"]
         start = 0
         for k in keys:
             w = _default_width(k)
             out[group][k] = {"start": start, "end": start + w}
             start += w
-    vids = list(_get(embodiment, "video_keys") or []) + list(_get(embodiment, "extra_video_keys") or [])
-    for v in [str(v).split(".", 1)[1] for v in vids] or ["front"]:
+    vids = list(embodiment.video_keys + embodiment.extra_video_keys) if embodiment is not None else []
+    for v in [bare(v, "video") for v in vids] or ["front"]:
         out["video"][v] = {"original_key": f"observation.images.{v}"}
-    lang = str(_get(embodiment, "language_key") or "annotation.human.action.task_description")
-    out["annotation"][lang.removeprefix("annotation.")] = {}
+    out["annotation"][bare(_language_key(embodiment), "annotation")] = {}
     return out
+
+
+def _language_key(embodiment: Optional[EmbodimentConfig]) -> str:
+    return embodiment.language_key if embodiment is not None else EmbodimentConfig.language_key
 
 
 def _widths(layout: dict, group: str) -> dict[str, int]:
@@ -115,7 +101,7 @@ def _draw(height: int, width: int, bx: float, by: float, cam: int) -> np.ndarray
 
 
 def _params(
-    embodiment: Any,
+    embodiment: Optional[EmbodimentConfig],
     episodes: int,
     min_length: int,
     max_length: int,
@@ -128,7 +114,7 @@ def _params(
 ) -> dict:
     return {
         "writer_version": WRITER_VERSION,
-        "embodiment": str(_get(embodiment, "name", "default")),
+        "embodiment": embodiment.name if embodiment is not None else "default",
         "layout": layout,
         "language_key": language_key,
         "episodes": episodes,
@@ -158,8 +144,9 @@ def write_synthetic_dataset(
         raise ValueError(
             f"need episodes >= 1 and 1 <= min_length <= max_length, got {episodes}, {min_length}, {max_length}"
         )
+    embodiment = embodiment_config(embodiment) if embodiment is not None else None
     layout = layout_for(embodiment)
-    language_key = str(_get(embodiment, "language_key") or "annotation.human.action.task_description")
+    language_key = _language_key(embodiment)
     params = _params(
         embodiment, episodes, min_length, max_length, fps, height, width, seed, layout, language_key
     )
@@ -196,9 +183,10 @@ def _write(root: Path, p: dict) -> None:
     action_cols = _widths(layout, "action")
     videos = {k: v.original_key for k, v in modality.video.items()}
     ann_cols = {name: modality.column("annotation", name) for name in modality.annotation}
-    lang_col = modality.column("annotation", p["language_key"].removeprefix("annotation."))
+    lang_key = bare(p["language_key"], "annotation")
+    lang_col = modality.column("annotation", lang_key)
     if lang_col not in ann_cols.values():
-        ann_cols[p["language_key"].removeprefix("annotation.")] = lang_col
+        ann_cols[lang_key] = lang_col
     task_texts = TASKS + ([VALID_TASK] if any("validity" in c for c in ann_cols.values()) else [])
     task_index = {t: i for i, t in enumerate(task_texts)}
     # state space dimensions that actually follow the task (the action columns keyed like the state)

@@ -6,10 +6,10 @@ sample's `embodiment_id` selects it. Adding a family (or a tag) is an edit of th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 from types import MappingProxyType
-from typing import Mapping
 
 import yaml
 

@@ -135,7 +135,9 @@ class EmbodimentLayout:
         if isinstance(embodiment, EmbodimentLayout):
             if modality is None:
                 return embodiment
-            raise TypeError("EmbodimentLayout.build: pass the embodiment config, not a layout, with a modality")
+            raise TypeError(
+                "EmbodimentLayout.build: pass the embodiment config, not a layout, with a modality"
+            )
         cfg = embodiment_config(embodiment)
         if modality is None and cfg.modality:
             modality = cfg.modality
@@ -259,7 +261,9 @@ def _per_key(values: Mapping[str, str] | None, group: str) -> dict[str, str]:
     return {bare(k, group): str(v) for k, v in (values or {}).items()}
 
 
-def _key_specs(cfg: EmbodimentConfig, group: str, modality: Modality | None, source: str) -> tuple[KeySpec, ...]:
+def _key_specs(
+    cfg: EmbodimentConfig, group: str, modality: Modality | None, source: str
+) -> tuple[KeySpec, ...]:
     keys = [bare(k, group) for k in getattr(cfg, f"{group}_keys")]
     dup = sorted({k for k in keys if keys.count(k) > 1})
     if dup:

@@ -225,6 +225,21 @@ def check_keys_and_shapes(
 # Load
 # ---------------------------------------------------------------------------------------------
 
+_MODEL_TYPES = {"gr00t_n15": "gr00t_n1_5", "gr00t_n16": "Gr00tN1d6"}
+
+
+def _declared_family(ckpt_dir: Path) -> str:
+    """ "gr00t_n16" when config.json says model_type Gr00tN1d6, else "gr00t_n15" (its own checks
+    then report anything else)."""
+    p = ckpt_dir / CONFIG_NAME
+    if not p.is_file():
+        raise CheckpointError(f"{ckpt_dir}: no {CONFIG_NAME}; not a GR00T checkpoint directory")
+    try:
+        model_type = json.loads(p.read_text()).get("model_type")
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{p}: not valid JSON ({e})") from e
+    return "gr00t_n16" if model_type == _MODEL_TYPES["gr00t_n16"] else "gr00t_n15"
+
 
 def load_pretrained(
     path_or_repo: str | Path,
@@ -236,13 +251,36 @@ def load_pretrained(
     attn_implementation: str = "sdpa",
     action_horizon: int | None = None,
     num_inference_timesteps: int | None = None,
+    family: str | None = None,
 ) -> Gr00tN15:
-    """Load a GR00T N1.5 checkpoint (local hub-layout directory or hub repo id).
+    """Load a GR00T checkpoint (local hub-layout directory or hub repo id): N1.5, or N1.6 when its
+    config.json says model_type Gr00tN1d6 (then gr00t_exp.model.n16.checkpoint.load_pretrained).
 
     :param dtype: weights dtype (None = as stored in the files).
     :param action_horizon: override the action chunk length (the position table has max_seq_len rows).
+    :param family: "gr00t_n15" | "gr00t_n16" to insist on one (a mismatch is an error naming
+        config.json's model_type); None = whatever config.json declares.
     """
     ckpt = resolve_checkpoint_dir(path_or_repo, revision)
+    declared = _declared_family(ckpt)
+    if family is not None and family != declared:
+        raise CheckpointError(
+            f"{ckpt / CONFIG_NAME}: model_type {_MODEL_TYPES[declared]!r} is a {declared} checkpoint but it "
+            f"was asked to load as {family}. Fix: select the matching model (model={declared} / "
+            "model.base_model_path of a checkpoint of the asked family), or leave the family to config.json"
+        )
+    if declared == "gr00t_n16":
+        from gr00t_exp.model.n16.checkpoint import load_pretrained as load_n16
+
+        return load_n16(  # type: ignore[return-value]
+            ckpt,
+            dtype=dtype,
+            device=device,
+            zero_padded_rows=zero_padded_rows,
+            attn_implementation=attn_implementation,
+            action_horizon=action_horizon,
+            num_inference_timesteps=num_inference_timesteps,
+        )
     cfg, sizes_from = read_config(
         ckpt, zero_padded_rows=zero_padded_rows, attn_implementation=attn_implementation
     )
@@ -339,6 +377,10 @@ def save_pretrained(
     :param dtype: storage dtype (None = the model's).
     """
     base = _unwrap(model)
+    if getattr(base, "family", None) == "gr00t_n16":
+        from gr00t_exp.model.n16.checkpoint import save_pretrained as save_n16
+
+        return save_n16(model, out_dir, metadata, dtype=dtype, max_shard_size=max_shard_size)
     if not isinstance(base, Gr00tN15):
         raise TypeError(
             f"save_pretrained expects a Gr00tN15 (optionally peft/compile-wrapped), got {type(base)}"

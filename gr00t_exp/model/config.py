@@ -210,7 +210,8 @@ class Gr00tN15Config:
         if model_type != "gr00t_n1_5":
             raise ValueError(
                 f"config.json: model_type is {model_type!r}, expected 'gr00t_n1_5' (GR00T N1.5). "
-                "N1.6 checkpoints (model_type Gr00tN1d6) are not supported by this model."
+                "N1.6 checkpoints (model_type Gr00tN1d6) are GR00T N1.6: load them with "
+                "gr00t_exp.model.load_pretrained (dispatches on model_type) or select model=gr00t_n16."
             )
         if eagle is None:
             eagle = load_preset("gr00t_n15_3b")[1]

@@ -73,6 +73,47 @@ SUMMARY_MODULES = (
 _FROZEN_EVAL_ATTR = "_gr00t_frozen_eval_modules"
 
 
+@dataclass(frozen=True)
+class TuningLayout:
+    """Where a model family keeps the parts the tune_* flags and LoRA targets name.
+
+    N1.5 uses the module constants above; a model exposes its own as `model.tuning_layout()`
+    (GR00T N1.6: `backbone.model.*`, no VL self-attention, `tune_vlln`, top LLM layers).
+    """
+
+    vision: str
+    connector: str
+    llm: str
+    dit: str
+    projectors: tuple[str, ...]
+    lora_targets: dict[str, tuple[str, ...]]
+    summary_modules: tuple[str, ...]
+    # Frozen by a flag of the model's own config (not a ModelConfig flag), e.g. N1.6 tune_vlln=false.
+    extra_frozen: tuple[str, ...] = ()
+    # Trainable even under a frozen prefix (N1.6: the top `tune_top_llm_layers` kept LLM layers).
+    kept_trainable: tuple[str, ...] = ()
+
+
+N15_LAYOUT = TuningLayout(
+    vision=VISION,
+    connector=CONNECTOR,
+    llm=LLM,
+    dit=DIT,
+    projectors=PROJECTORS,
+    lora_targets=LORA_TARGETS,
+    summary_modules=SUMMARY_MODULES,
+)
+
+
+def layout_of(model: nn.Module) -> TuningLayout:
+    fn = getattr(_unwrap_compiled(model), "tuning_layout", None)
+    return fn() if callable(fn) else N15_LAYOUT
+
+
+def _unwrap_compiled(model: nn.Module) -> nn.Module:
+    return getattr(model, "_orig_mod", model)
+
+
 def _under(name: str, prefix: str) -> bool:
     return prefix == "" or name == prefix or name.startswith(prefix + ".")
 
@@ -86,30 +127,30 @@ def _is_lora_param(name: str) -> bool:
     return ".lora_" in name
 
 
-def frozen_prefixes(cfg) -> list[str]:
+def frozen_prefixes(cfg, layout: TuningLayout = N15_LAYOUT) -> list[str]:
     """Module prefixes the tune_* flags freeze (ModelConfig fields)."""
-    out: list[str] = []
+    out: list[str] = list(layout.extra_frozen)
     if not cfg.tune_llm:
-        out.append(LLM)
+        out.append(layout.llm)
     if not cfg.tune_visual:
-        out += [VISION, CONNECTOR]
+        out += [layout.vision, layout.connector]
     if not cfg.tune_projector:
-        out += list(PROJECTORS)
+        out += list(layout.projectors)
     if not cfg.tune_diffusion_model:
-        out.append(DIT)
+        out.append(layout.dit)
     return out
 
 
-def lora_prefixes(cfg) -> list[str]:
+def lora_prefixes(cfg, layout: TuningLayout = N15_LAYOUT) -> list[str]:
     if int(cfg.lora.rank) <= 0:
         return []
     out: list[str] = []
     for t in cfg.lora.targets:
-        if t not in LORA_TARGETS:
+        if t not in layout.lora_targets:
             raise ValueError(
-                f"model.lora.targets: unknown target {t!r}; choose from {', '.join(LORA_TARGETS)}"
+                f"model.lora.targets: unknown target {t!r}; choose from {', '.join(layout.lora_targets)}"
             )
-        out += LORA_TARGETS[t]
+        out += layout.lora_targets[t]
     return out
 
 
@@ -130,21 +171,26 @@ def apply_tuning(model: nn.Module, cfg) -> nn.Module:
 
     `cfg` is a ModelConfig (dataclass or DictConfig). Logs the parameter summary and returns the model.
     """
-    lprefixes = lora_prefixes(cfg)
+    layout = layout_of(model)
+    lprefixes = lora_prefixes(cfg, layout)
     if lprefixes:
         _inject_lora(model, cfg, lprefixes)
     # Checkpoint-only parameters (the SigLIP pooling head) never get gradients: always frozen.
     unused = tuple(p.rstrip(".") for p in getattr(model, "unused_parameter_prefixes", ()))
-    frozen = frozen_prefixes(cfg) + lprefixes + list(unused)
+    flagged = frozen_prefixes(cfg, layout)
+    always = lprefixes + list(unused)
     for name, p in model.named_parameters():
         if _is_lora_param(name):
             p.requires_grad_(True)
         else:
             base = _base_name(name)
-            p.requires_grad_(not any(_under(base, f) for f in frozen))
+            frozen = any(_under(base, f) for f in flagged) and not any(
+                _under(base, k) for k in layout.kept_trainable
+            )
+            p.requires_grad_(not (frozen or any(_under(base, f) for f in always)))
     _install_frozen_eval(model)
     set_gradient_checkpointing(model, bool(getattr(cfg, "gradient_checkpointing", False)))
-    log.info("GR00T N1.5 parameters:\n%s", format_summary(parameter_summary(model)))
+    log.info("GR00T parameters:\n%s", format_summary(parameter_summary(model)))
     return model
 
 
@@ -194,7 +240,7 @@ def merge_lora(model: nn.Module) -> nn.Module:
 def _fully_frozen_modules(model: nn.Module) -> list[str]:
     """Top-most modules (of SUMMARY_MODULES) whose parameters are all frozen."""
     out = []
-    for prefix in SUMMARY_MODULES:
+    for prefix in layout_of(model).summary_modules:
         try:
             mod = model.get_submodule(prefix)
         except AttributeError:
@@ -252,12 +298,13 @@ class ParamRow:
 
 def parameter_summary(model: nn.Module) -> list[ParamRow]:
     """Total / trainable parameter counts per top-level module (shared tensors counted once)."""
-    rows = {p: ParamRow(p, 0, 0) for p in SUMMARY_MODULES}
+    modules = layout_of(model).summary_modules
+    rows = {p: ParamRow(p, 0, 0) for p in modules}
     other = ParamRow("(other)", 0, 0)
     total = ParamRow("total", 0, 0)
     for name, p in model.named_parameters():  # de-duplicates tied parameters
         base = _base_name(name)
-        row = next((rows[m] for m in SUMMARY_MODULES if _under(base, m)), other)
+        row = next((rows[m] for m in modules if _under(base, m)), other)
         n = p.numel()
         for r in (row, total):
             r.total += n

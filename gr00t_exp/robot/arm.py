@@ -15,7 +15,6 @@ from typing import Optional
 
 import numpy as np
 
-from gr00t_exp.robot.config import jattr
 from gr00t_exp.robot.dds.crc import lowstate_crc, seal_lowcmd
 from gr00t_exp.robot.dds.msgs_hg import ARM_SDK_WEIGHT_INDEX, LowCmd_, LowState_
 
@@ -71,9 +70,9 @@ class ArmIO:
         for n in names:
             if n not in joints:
                 raise KeyError(f"joint {n!r} is not in deploy.robot.joints (add its index, limits and gains)")
-        self.index = np.array([int(jattr(joints[n], "index")) for n in names])
-        self.kp = np.array([float(jattr(joints[n], "kp")) for n in names])
-        self.kd = np.array([float(jattr(joints[n], "kd")) for n in names])
+        self.index = np.array([int(joints[n].index) for n in names])
+        self.kp = np.array([float(joints[n].kp) for n in names])
+        self.kd = np.array([float(joints[n].kd) for n in names])
         if np.any(self.index == ARM_SDK_WEIGHT_INDEX) or np.any(self.index < 0) or np.any(self.index >= 29):
             raise ValueError(
                 f"deploy.robot.joints: motor indices must be in 0..28, got {self.index.tolist()}"
@@ -130,8 +129,11 @@ class ArmIO:
         return np.array([ms[i].q for i in self.index], dtype=np.float64)
 
     # -- command ---------------------------------------------------------------------------
-    def publish(self, q: np.ndarray, weight: float) -> LowCmd_:
-        """One command: joint targets `q` (names order) with the blend weight; returns the sealed msg."""
+    def publish(self, q: np.ndarray, weight: float, t_ns: Optional[int] = None) -> LowCmd_:
+        """One command: joint targets `q` (names order) with the blend weight; returns the sealed msg.
+
+        t_ns: the time (ns since the epoch) the command was computed for, sent as its DDS source
+        timestamp, so a capture of rt/arm_sdk shows the motion on the clock the limits hold on."""
         if self.mode_machine is None:
             raise ModeMachineError("ArmIO.publish before mode_machine was checked (call check())")
         cmd = self._cmd
@@ -152,7 +154,7 @@ class ArmIO:
             cmd.motor_cmd[ARM_SDK_WEIGHT_INDEX].q = w
         seal_lowcmd(cmd)
         if self.pub is not None:
-            if self.pub.write(cmd):
+            if self.pub.write(cmd, t_ns):
                 self.sent += 1
         self.last_cmd = cmd
         return cmd

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 SPIN_S = 0.0005  # spin this long before the tick instead of sleeping
+MAX_STEP_PERIODS = 10.0  # one command covers at most this many periods of motion
 
 
 @dataclass
@@ -25,6 +26,7 @@ class CycleClock:
     _next: float | None = None
     _prev_wake: float | None = None
     _prev_mark: float | None = None
+    mark_ns: int = 0  # wall-clock time (ns since the epoch) of the last `elapsed()` call
 
     def wait(self) -> float:
         """Block until the next tick; returns the wake-up time (time.monotonic())."""
@@ -48,10 +50,12 @@ class CycleClock:
         self._prev_wake = now
         return now
 
-    def elapsed(self, max_factor: float = 2.0) -> float:
+    def elapsed(self, max_factor: float = MAX_STEP_PERIODS) -> float:
         """Seconds since the previous call (the first call: one period), capped at `max_factor`
-        periods so a long stall makes the motion lag (safe) instead of jumping in one command."""
+        periods (40 ms at 250 Hz): a loaded host running the loop at 25 Hz still moves at the
+        limits exactly; after a longer stall the motion lags (slower, never a jump)."""
         now = time.monotonic()
+        self.mark_ns = time.time_ns()
         prev, self._prev_mark = self._prev_mark, now
         if prev is None:
             return self.period_s

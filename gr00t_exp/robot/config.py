@@ -23,11 +23,6 @@ class JointConfig:
     kd: float = 1.5
 
 
-def jattr(joint, key: str):
-    """A JointConfig field from a dataclass, a DictConfig or a plain dict."""
-    return joint[key] if isinstance(joint, dict) or hasattr(joint, "keys") else getattr(joint, key)
-
-
 def _j(index: int, lower: float, upper: float, kp: float = 60.0, kd: float = 1.5) -> JointConfig:
     return JointConfig(index=index, lower=lower, upper=upper, kp=kp, kd=kd)
 
@@ -100,7 +95,7 @@ class DdsConfig:
 @dataclass
 class ArmConfig:
     topic: str = "rt/arm_sdk"  # rt/arm_sdk (robot balances) | rt/lowcmd (debug mode only)
-    # 4 = g1_23dof, 5 = g1_29dof (incl. Inspire), 6 = g1_29dof_lock_waist, ... (reference §2.4)
+    # 4 = g1_23dof, 5 = g1_29dof (incl. Inspire), 6 = g1_29dof_lock_waist, ... (docs/g1_interfaces.md)
     expected_mode_machine: int = 5
     weight_ramp_s: float = 2.0  # arm_sdk blend weight 0 -> 1 (start) and 1 -> 0 (stop)
     lowstate_timeout_s: float = 2.0  # wait for the first rt/lowstate at start-up
@@ -194,7 +189,6 @@ class SafetyConfig:
     max_episode_s: float = 120.0
     confirm: bool = True  # ask the operator before the first motion
     dry_run: bool = False  # everything but publishing commands
-    park_speed: float = 0.3  # rad/s when moving to the start pose / rest pose
 
 
 @dataclass
@@ -207,7 +201,6 @@ class ControlConfig:
     latency_margin_s: float = 0.03  # ... or earlier, so it lands this long before the chunk runs out
     blend_s: float = 0.1  # cross-fade from the old chunk to the new one
     task: str = "pick up the object"
-    start_pose: Optional[list[float]] = None  # arm joints (RobotConfig.parts order) to move to first
     # SCHED_FIFO for the command thread (gr00t_exp/robot/realtime.py); needs CAP_SYS_NICE or an rtprio
     # limit, otherwise the run continues at normal priority with a warning.
     realtime_priority: bool = False
@@ -218,9 +211,7 @@ class ControlConfig:
 @dataclass
 class RecordConfig:
     root: str = "${paths.output_dir}/recording"
-    repo_id: str = "g1_inspire_runs"
     fps: Optional[float] = None  # null = control.fps
-    video_codec: str = "libx264"
 
 
 @dataclass

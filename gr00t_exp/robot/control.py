@@ -122,6 +122,7 @@ class ControlLoop:
         self.tracking = TrackingMonitor(layout.joint_names, sc.max_tracking_error, sc.tracking_error_s)
         self.clock = CycleClock(self.dt_cmd)
         self.result = RunResult()
+        self._event_seen: set[str] = set()
         self.phase = self.RAMP_UP
         # Command-thread state (the commanded arm pose and hands, the blend weight, phase times).
         self.cmd_arm = np.zeros(layout.n_joints)
@@ -159,7 +160,10 @@ class ControlLoop:
             self.stop.stop(reason)
 
     def event(self, what: str) -> None:
-        if not self.result.events or self.result.events[-1] != what:
+        """Record (and log) a notable condition once per run: conditions that come and go every
+        cycle (stale state, refused CRCs, a dry queue) would otherwise flood the log."""
+        if what not in self._event_seen:
+            self._event_seen.add(what)
             self.result.events.append(what)
             log.warning(what)
 
@@ -438,7 +442,8 @@ class ControlLoop:
 
     def _publish(self) -> None:
         hc, res = self.cfg.hands, self.result
-        self.arm.publish(self.cmd_arm, self.weight)
+        # Stamped with the time the command was computed for (the clock the limits hold on).
+        self.arm.publish(self.cmd_arm, self.weight, self.clock.mark_ns)
         res.weights.append(self.weight)
         res.cycles += 1
         if res.cycles % self._hand_every == 0 and (

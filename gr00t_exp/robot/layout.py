@@ -17,29 +17,12 @@ from typing import Optional
 
 import numpy as np
 
-from gr00t_exp.robot.config import jattr
+from gr00t_exp.embodiment import EmbodimentLayout, prefixed
+from gr00t_exp.robot.config import RobotConfig
 from gr00t_exp.robot.handmap import HandMap
 from gr00t_exp.robot.hands import N as HAND_DOF
 
 log = logging.getLogger(__name__)
-
-
-def _bare(key: str, prefix: str) -> str:
-    return key.split(".", 1)[1] if key.startswith(prefix + ".") else key
-
-
-def _modality_widths(embodiment, state_keys: list[str], action_keys: list[str]) -> dict[tuple[str, str], int]:
-    """(group, bare key) -> width from the embodiment's modality layout (empty when it has none)."""
-    out: dict[tuple[str, str], int] = {}
-    modality = getattr(embodiment, "modality", None)
-    if not modality:
-        return out
-    for group, keys in (("state", state_keys), ("action", action_keys)):
-        spec = modality.get(group, {}) if hasattr(modality, "get") else {}
-        for k in keys:
-            if k in spec:
-                out[(group, k)] = int(spec[k]["end"]) - int(spec[k]["start"])
-    return out
 
 
 @dataclass
@@ -111,16 +94,17 @@ class RobotLayout:
         return m
 
     @classmethod
-    def build(cls, embodiment, robot) -> RobotLayout:
+    def build(cls, embodiment: EmbodimentLayout | object, robot: RobotConfig) -> RobotLayout:
+        """embodiment: an EmbodimentLayout, or an embodiment config (its own `modality`, when it
+        has one, gives the key widths); robot: the typed `deploy.robot` (runner.robot_config)."""
+        emb = EmbodimentLayout.build(embodiment)
         joints = robot.joints
-        names = sorted(joints, key=lambda n: int(jattr(joints[n], "index")))
+        names = sorted(joints, key=lambda n: int(joints[n].index))
         pos = {n: i for i, n in enumerate(names)}
         n = len(names)
-        state_keys = [_bare(k, "state") for k in embodiment.state_keys]
-        action_keys = [_bare(k, "action") for k in embodiment.action_keys]
-        video_keys = [_bare(k, "video") for k in embodiment.video_keys]
+        state_keys, action_keys, video_keys = emb.keys("state"), emb.keys("action"), emb.keys("video")
         keys = list(dict.fromkeys(state_keys + action_keys))
-        ename = getattr(embodiment, "name", "?")
+        ename = emb.name
         for key in keys:
             if key not in robot.parts:
                 raise KeyError(
@@ -132,11 +116,12 @@ class RobotLayout:
                 raise ValueError(f"deploy.robot.parts.{key}.kind must be arm or hand, got {part.kind!r}")
             if part.kind == "hand" and part.side not in ("left", "right"):
                 raise ValueError(f"deploy.robot.parts.{key}.side must be left or right, got {part.side!r}")
-        widths = _modality_widths(embodiment, state_keys, action_keys)
+        # (group, key) -> width, for the keys whose width the embodiment's modality gives.
+        widths = {(g, k): w for g in ("state", "action") for k, w in emb.known_widths(g).items()}
 
         # One hand width for every hand key (state and action, left and right).
         hand_keys = [k for k in keys if robot.parts[k].kind == "hand"]
-        hand_w = {f"{g}.{k}": w for (g, k), w in widths.items() if k in hand_keys}
+        hand_w = {prefixed(g, k): w for (g, k), w in widths.items() if k in hand_keys}
         if len(set(hand_w.values())) > 1:
             raise ValueError(
                 f"embodiment {ename}: hand keys have different widths {hand_w}; deploy.robot.hands maps "
@@ -197,5 +182,5 @@ class RobotLayout:
                 hand_map.closed.tolist(),
                 extra_note,
             )
-        lang = str(getattr(embodiment, "language_key", "annotation.human.action.task_description"))
+        lang = prefixed("annotation", emb.language_key)
         return cls(names, state_keys, action_keys, video_keys, lang, index, hand_map, affine)

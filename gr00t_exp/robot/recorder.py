@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from gr00t_exp.data.mp4 import even_frames
 from gr00t_exp.data.writer import LeRobotWriter, build_features, write_stats
+from gr00t_exp.embodiment import bare
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class Recorder:
             "state": slices(self.state_dims),
             "action": slices(self.action_dims),
             "video": {k: {"original_key": f"observation.images.{k}"} for k in self.video_keys},
-            "annotation": {self.language_key.removeprefix("annotation."): {"original_key": "task_index"}},
+            "annotation": {bare(self.language_key, "annotation"): {"original_key": "task_index"}},
         }
 
     def _names(self, dims: dict[str, int]) -> list[str]:

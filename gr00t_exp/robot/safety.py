@@ -21,8 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gr00t_exp.robot.config import jattr
-
 log = logging.getLogger(__name__)
 
 
@@ -43,7 +41,7 @@ class JointLimits:
         for n in names:
             if n not in joints:
                 raise KeyError(f"joint {n!r} is not in deploy.robot.joints (add its index and limits there)")
-            lo, hi = float(jattr(joints[n], "lower")), float(jattr(joints[n], "upper"))
+            lo, hi = float(joints[n].lower), float(joints[n].upper)
             if not hi - lo > 2 * margin:
                 raise ValueError(
                     f"deploy.robot.joints.{n}: range [{lo}, {hi}] is not wider than 2 x "

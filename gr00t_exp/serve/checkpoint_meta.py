@@ -18,6 +18,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from gr00t_exp.data.modality import Modality, parse_modality
+from gr00t_exp.embodiment import bare
+
 METADATA_FILE = "experiment_cfg/metadata.json"
 # Embodiment fields that change what the model sees or emits: serving must match training.
 COMPARED_FIELDS = (
@@ -111,15 +114,43 @@ def compare_embodiments(trained: Any, serving: Any) -> list[str]:
 
 
 def check_against_modalities(embodiment: Any, entry: dict, source: str) -> list[str]:
-    """Keys of the serving embodiment that metadata.json does not describe."""
+    """Keys of the serving embodiment (an EmbodimentConfig) that metadata.json does not describe."""
     mods = entry["modalities"]
     out = []
     for group in ("video", "state", "action"):
         have = mods.get(group, {})
         for key in getattr(embodiment, f"{group}_keys", None) or []:
-            short = str(key).partition(".")[2] if str(key).startswith(group + ".") else str(key)
-            if short not in have:
+            if bare(key, group) not in have:
                 out.append(f"{group} key '{key}' is not in {source} modalities.{group} (has {sorted(have)})")
+    return out
+
+
+def modality_from_metadata(entry: dict, source: str) -> Modality:
+    """The checkpoint's own description of its keys (metadata.json `modalities`) as a Modality,
+    so an EmbodimentLayout can be built over it: each state/action key becomes its own column
+    `<group>.<key>` of its recorded width (the dataset's columns are not part of a checkpoint)."""
+    mods = entry["modalities"]
+    layout: dict[str, dict] = {"state": {}, "action": {}}
+    for group in ("state", "action"):
+        for key, m in (mods.get(group) or {}).items():
+            layout[group][key] = {
+                "start": 0,
+                "end": int(m["shape"][0]),
+                "original_key": f"{group}.{key}",
+                "absolute": bool(m.get("absolute", True)),
+                "rotation_type": m.get("rotation_type"),
+                "dtype": "float32" if m.get("continuous", True) else "int64",
+            }
+    return parse_modality(layout, source)
+
+
+def video_sizes_from_metadata(entry: dict) -> dict[str, tuple[int, int]]:
+    """View -> (height, width) from metadata.json (which stores resolution as [W, H])."""
+    out = {}
+    for key, m in (entry["modalities"].get("video") or {}).items():
+        res = m.get("resolution")
+        if res:
+            out[key] = (int(res[1]), int(res[0]))
     return out
 
 

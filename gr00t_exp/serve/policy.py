@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from gr00t_exp.embodiment import EmbodimentLayout, embodiment_config, prefixed
 from gr00t_exp.serve.base import BasePolicy, ConstantPolicy
 from gr00t_exp.serve.checkpoint_meta import (
     CheckpointMismatchError,
@@ -26,7 +27,9 @@ from gr00t_exp.serve.checkpoint_meta import (
     check_against_modalities,
     checkpoint_id,
     compare_embodiments,
+    modality_from_metadata,
     read_metadata,
+    video_sizes_from_metadata,
 )
 from gr00t_exp.serve.observation import Observation, ObservationSpec
 from gr00t_exp.serve.protocol import checkpoint_generation
@@ -34,11 +37,6 @@ from gr00t_exp.serve.protocol import checkpoint_generation
 __all__ = ["BasePolicy", "CheckpointMismatchError", "ConstantPolicy", "Gr00tPolicy"]
 
 log = logging.getLogger(__name__)
-
-
-def _short(key: str, group: str) -> str:
-    key = str(key)
-    return key[len(group) + 1 :] if key.startswith(group + ".") else key
 
 
 def _resolve_device(device: str) -> str:
@@ -65,7 +63,6 @@ class Gr00tPolicy(BasePolicy):
         """checkpoint: hub-layout export dir. embodiment: the serving EmbodimentConfig; required for
         upstream checkpoints (no training config inside), checked against ours when given."""
         import torch
-        from omegaconf import OmegaConf
 
         from gr00t_exp.data.collate import Gr00tCollator
         from gr00t_exp.data.transforms import StateActionNormalizer, VideoTransform
@@ -93,8 +90,9 @@ class Gr00tPolicy(BasePolicy):
                 f"{self.checkpoint} carries no training embodiment config (an upstream checkpoint?): "
                 "pass the serving embodiment (embodiment=<name>) so keys and normalisation are known"
             )
-        emb = OmegaConf.create(OmegaConf.to_container(OmegaConf.create(emb_src), resolve=True))
-        problems = check_against_modalities(emb, entry, f"{self.checkpoint}/experiment_cfg/metadata.json")
+        emb = embodiment_config(emb_src)
+        meta_source = f"{self.checkpoint}/experiment_cfg/metadata.json"
+        problems = check_against_modalities(emb, entry, meta_source)
         if problems:
             raise CheckpointMismatchError("; ".join(problems))
         if str(emb.embodiment_tag) != self.embodiment_tag:
@@ -103,37 +101,38 @@ class Gr00tPolicy(BasePolicy):
                 f"{self.embodiment_tag!r}"
             )
         self.embodiment = emb
+        # Widths, absolute flags and rotation types as the checkpoint recorded them.
+        self.layout = EmbodimentLayout.build(
+            emb,
+            modality_from_metadata(entry, meta_source),
+            video_sizes=video_sizes_from_metadata(entry),
+            source=meta_source,
+        )
+        lay = self.layout
         self.statistics = entry["statistics"]
-        self.normalizer = StateActionNormalizer(emb, self.statistics)
-        self.video_transform = VideoTransform.from_config(emb.video, training=False)
-        mods = entry["modalities"]
-        self.video_keys = [_short(k, "video") for k in emb.video_keys]
-        self.state_keys = [_short(k, "state") for k in emb.state_keys]
-        self.action_keys = [_short(k, "action") for k in emb.action_keys]
-
-        def resolution(k: str) -> tuple[int, int] | None:
-            res = mods.get("video", {}).get(k, {}).get("resolution")
-            return (int(res[1]), int(res[0])) if res else None  # metadata is [W, H]
-
-        state_dims = {k: int(mods["state"][k]["shape"][0]) for k in self.state_keys}
-        action_dims = {k: int(mods["action"][k]["shape"][0]) for k in self.action_keys}
+        self.normalizer = StateActionNormalizer(lay, self.statistics)
+        self.video_transform = VideoTransform.from_config(lay.video_transform, training=False)
+        self.video_keys = lay.keys("video")
+        self.state_keys = lay.keys("state")
+        self.action_keys = lay.keys("action")
+        state_dims, action_dims = lay.widths("state"), lay.widths("action")
         # Relative action keys (absolute=false) become absolute with the same-named state key.
         relative: dict[str, str] = {}
         self.delta_keys: list[str] = []
-        for k in self.action_keys:
-            if not mods["action"][k].get("absolute", True):
-                if k in state_dims and state_dims[k] == action_dims[k]:
-                    relative[k] = k
+        for spec in lay.action:
+            if not spec.absolute:
+                if state_dims.get(spec.key) == action_dims[spec.key]:
+                    relative[spec.key] = spec.key
                 else:
-                    self.delta_keys.append(k)  # no matching state: served as the model emits it
+                    self.delta_keys.append(spec.key)  # no matching state: served as the model emits it
         self.spec = ObservationSpec(
-            video={k: resolution(k) for k in self.video_keys},
+            video=lay.video_sizes(),
             state=state_dims,
             action=action_dims,
-            language_key=str(emb.language_key),
-            video_horizon=len(emb.observation_indices),
-            state_horizon=len(emb.observation_indices),
-            action_horizon=len(emb.action_indices),
+            language_key=prefixed("annotation", lay.language_key),
+            video_horizon=lay.observation_horizon,
+            state_horizon=lay.observation_horizon,
+            action_horizon=lay.action_horizon,
             strict=strict,
             relative_actions=relative,
         )
@@ -186,23 +185,23 @@ class Gr00tPolicy(BasePolicy):
         from gr00t_exp.data.transforms import pack_sample
 
         torch = self._torch
-        emb = self.embodiment
+        lay = self.layout
         t0 = time.perf_counter()
         # (B, T, V, H, W, 3): time-major then view, as the training samples
         video = np.stack([obs.video[k] for k in self.video_keys], axis=2)
         video = self.video_transform.batch(video)
-        states = self.normalizer.normalize_state({f"state.{k}": obs.state[k] for k in self.state_keys})
+        states = self.normalizer.normalize_state({s.name: obs.state[s.key] for s in lay.state})
         samples = [
             pack_sample(
                 video[i],
                 {k: v[i] for k, v in states.items()},
                 None,
                 obs.language[i],
-                [f"state.{k}" for k in self.state_keys],
-                [f"action.{k}" for k in self.action_keys],
+                lay.prefixed_keys("state"),
+                lay.prefixed_keys("action"),
                 self.embodiment_tag,
-                int(emb.max_state_dim),
-                int(emb.max_action_dim),
+                lay.max_state_dim,
+                lay.max_action_dim,
             )
             for i in range(obs.batch_size)
         ]
@@ -227,7 +226,7 @@ class Gr00tPolicy(BasePolicy):
         t2 = time.perf_counter()
         a = pred["action_pred"].float().cpu().numpy()[..., : self.action_width]
         raw = self.normalizer.unnormalize_action(a)
-        actions = {k: np.asarray(raw[f"action.{k}"], dtype=np.float32) for k in self.action_keys}
+        actions = {s.key: np.asarray(raw[s.name], dtype=np.float32) for s in lay.action}
         for k, sk in self.spec.relative_actions.items():
             actions[k] = actions[k] + obs.state[sk][:, -1:, :]  # last observed state frame
         t3 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The two upstream protocol generations a server can speak (gr00t_reference.md §6.2, §6.4).
+"""The two upstream protocol generations a server can speak (docs/upstream.md "Wire formats").
 
 Both generations send byte-identical requests for `ping` and `get_modality_config`, so a server
 cannot tell them apart and must be told which one it speaks (`deploy.server.protocol`):
@@ -30,7 +30,7 @@ N15 = "n1.5"
 N16 = "n1.6"
 GENERATIONS = (N15, N16)
 PROTOCOL_CHOICES = ("auto", *GENERATIONS)
-# config.json model_type of each generation's checkpoints (gr00t_reference.md §1, §2)
+# config.json model_type of each generation's checkpoints (docs/upstream.md)
 MODEL_TYPES = {"gr00t_n1_5": N15, "Gr00tN1d6": N16}
 
 

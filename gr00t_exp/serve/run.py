@@ -20,7 +20,9 @@ from gr00t_exp.serve.security import InsecureBindError, resolve_token
 log = logging.getLogger(__name__)
 
 
-def spec_from_embodiment(emb: Any, image_size: list[int] | None = None, strict: bool = True) -> ObservationSpec:
+def spec_from_embodiment(
+    emb: Any, image_size: list[int] | None = None, strict: bool = True
+) -> ObservationSpec:
     """An ObservationSpec from an embodiment config whose `modality` gives the key widths."""
     layout = EmbodimentLayout.build(emb)
     if not layout.has_widths:

@@ -33,6 +33,7 @@ from gr00t_exp_client import wire
 from gr00t_exp_client.bounded import DecodeLimits, scan
 from gr00t_exp_client.memtune import tune_malloc
 from gr00t_exp_client.protocol import MAX_MESSAGE_BYTES
+from zmq.utils.monitor import recv_monitor_message
 
 from gr00t_exp.serve.base import BasePolicy
 from gr00t_exp.serve.security import TokenChecker, check_bind, load_curve_keypair
@@ -59,6 +60,7 @@ class _Job:
     t_recv: float
     decode_ms: float
     deadline: float  # perf_counter seconds; the worker drops the job unrun past it
+    fd: int  # the peer connection's descriptor (ZMQ_SRCFD): its disconnect abandons the job
 
 
 class ZmqPolicyServer:
@@ -97,6 +99,10 @@ class ZmqPolicyServer:
         self.handshake_ivl_ms = int(handshake_ivl_ms)
         self.limits = DecodeLimits(max_entries=int(max_decode_entries))
         self.dropped_expired = 0  # requests whose deadline passed before the worker reached them
+        self.dropped_abandoned = 0  # requests whose client disconnected before they were run
+        # fd -> perf_counter time of its last disconnect (socket monitor, I/O thread); a job
+        # received on that fd before then has no one waiting for it.
+        self._gone: dict[int, float] = {}
         self._token = TokenChecker(api_token)
         self._curve_file = curve_secret_key_file
         self._curve_dir = curve_authorized_keys_dir
@@ -159,7 +165,10 @@ class ZmqPolicyServer:
         self.port = int(self.endpoint.rsplit(":", 1)[1])
         results = self._ctx.socket(zmq.PULL)
         results.bind(f"inproc://results-{id(self)}")
-        io = threading.Thread(target=self._io_loop, args=(router, results), name="zmq-io", daemon=True)
+        monitor = router.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        io = threading.Thread(
+            target=self._io_loop, args=(router, results, monitor), name="zmq-io", daemon=True
+        )
         worker = threading.Thread(target=self._worker_loop, name="policy-worker", daemon=True)
         self._threads = [io, worker]
         for t in self._threads:
@@ -212,13 +221,22 @@ class ZmqPolicyServer:
         self.stop()
 
     # -- threads --------------------------------------------------------------------------
-    def _io_loop(self, router: zmq.Socket, results: zmq.Socket) -> None:
+    def _io_loop(self, router: zmq.Socket, results: zmq.Socket, monitor: zmq.Socket) -> None:
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(results, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
         try:
             while not self._stop.is_set():
                 events = dict(poller.poll(100))
+                if monitor in events:
+                    while True:
+                        try:
+                            event = recv_monitor_message(monitor, zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        if event["event"] == zmq.EVENT_DISCONNECTED:
+                            self._gone[int(event["value"])] = time.perf_counter()
                 if results in events:
                     while True:
                         try:
@@ -230,13 +248,13 @@ class ZmqPolicyServer:
                 if router in events:
                     while True:
                         try:
-                            parts = self._recv_request(router)
+                            parts, fd = self._recv_request(router)
                         except zmq.Again:
                             break
                         if parts is None:
                             continue
                         try:
-                            self._on_request(router, parts)
+                            self._on_request(router, parts, fd)
                         except Exception as e:  # never let one request stop the server
                             log.exception("request handling failed")
                             router.send_multipart(
@@ -251,14 +269,17 @@ class ZmqPolicyServer:
             log.exception("zmq I/O loop failed")
             self._stop.set()
         finally:
+            router.disable_monitor()
+            monitor.close(0)
             router.close(0)
             results.close(0)
 
-    def _recv_request(self, router: zmq.Socket) -> list | None:
+    def _recv_request(self, router: zmq.Socket) -> tuple[list | None, int]:
         """One whole multi-frame message as [routing frames..., body buffer], or None when it
         was refused (too many frames or bytes in total: the rest is read and discarded, a short
-        error answered). Raises zmq.Again when nothing is waiting."""
+        error answered), and the peer connection's fd. Raises zmq.Again when nothing is waiting."""
         first = router.recv(zmq.NOBLOCK, copy=False)
+        fd = first.get(zmq.SRCFD)
         frames = [first]
         total = len(first)
         refused = ""
@@ -274,14 +295,14 @@ class ZmqPolicyServer:
             else:
                 frames.append(frame)
         if len(frames) < 2:
-            return None  # not routable (a lone identity frame)
+            return None, fd  # not routable (a lone identity frame)
         # The envelope is everything up to the empty delimiter REQ puts before the body.
         envelope = [f.bytes for f in frames[:-1]]
         if refused:
             delim = envelope.index(b"") + 1 if b"" in envelope else 1
             router.send_multipart([*envelope[:delim], wire.encode(error_reply(refused, "too_large"))])
-            return None
-        return [*envelope, frames[-1].buffer]
+            return None, fd
+        return [*envelope, frames[-1].buffer], fd
 
     def _release(self, identity: bytes) -> None:
         n = self._pending.get(identity, 0) - 1
@@ -290,7 +311,7 @@ class ZmqPolicyServer:
         else:
             self._pending.pop(identity, None)
 
-    def _on_request(self, router: zmq.Socket, frames: list) -> None:
+    def _on_request(self, router: zmq.Socket, frames: list, fd: int = -1) -> None:
         t_recv = time.perf_counter()
         if len(frames) < 2:
             return  # not a routable request
@@ -338,7 +359,8 @@ class ZmqPolicyServer:
         timeout_ms = self.request_timeout_ms
         if isinstance(head.timeout_ms, int) and head.timeout_ms > 0:
             timeout_ms = min(timeout_ms, head.timeout_ms)
-        job = _Job(envelope, endpoint, request.get("data"), t_recv, decode_ms, t_recv + timeout_ms / 1e3)
+        deadline = t_recv + timeout_ms / 1e3
+        job = _Job(envelope, endpoint, request.get("data"), t_recv, decode_ms, deadline, fd)
         try:
             self._jobs.put_nowait(job)
         except queue.Full:
@@ -359,7 +381,13 @@ class ZmqPolicyServer:
                     continue
                 if job is None:
                     break
-                if time.perf_counter() > job.deadline:
+                if self._gone.get(job.fd, float("-inf")) > job.t_recv:
+                    # Its client hung up: no one would read the result, so never compute it.
+                    self.dropped_abandoned += 1
+                    out = wire.encode(
+                        error_reply("client disconnected before the request was run", "timeout")
+                    )
+                elif time.perf_counter() > job.deadline:
                     # Its client has given up (or will before a result could arrive): never run it.
                     self.dropped_expired += 1
                     out = wire.encode(error_reply("deadline exceeded before the request was run", "timeout"))

@@ -62,5 +62,4 @@ class TrainerConfig:
     progress_bar: str = "rich"  # rich | tqdm | none
     data_wait_warn_fraction: float = 0.2  # warn (once per log) when this share of step time waits on data
     profiler: Optional[str] = None  # null | simple | advanced | pytorch
-    fast_dev_run: bool = False
     optim: OptimConfig = field(default_factory=OptimConfig)

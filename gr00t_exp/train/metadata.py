@@ -16,7 +16,11 @@ from gr00t_exp.embodiment import EmbodimentLayout
 
 def build_metadata(embodiment: Any, meta: Any, stats: dict[str, dict]) -> dict:
     """embodiment: the run's embodiment config (or its EmbodimentLayout over `meta`)."""
-    layout = embodiment if isinstance(embodiment, EmbodimentLayout) else EmbodimentLayout.from_meta(embodiment, meta)
+    layout = (
+        embodiment
+        if isinstance(embodiment, EmbodimentLayout)
+        else EmbodimentLayout.from_meta(embodiment, meta)
+    )
     tag = layout.embodiment_tag
     statistics: dict[str, dict] = {"state": {}, "action": {}}
     modalities: dict[str, dict] = {"video": {}, "state": {}, "action": {}}

@@ -27,7 +27,12 @@ def test_pack_order_padding_masks():
 
 
 def test_ids_and_errors():
-    assert dict(projector_table("gr00t_n15")) == {"gr1": 24, "oxe_droid": 17, "agibot_genie1": 26, "new_embodiment": 31}
+    assert dict(projector_table("gr00t_n15")) == {
+        "gr1": 24,
+        "oxe_droid": 17,
+        "agibot_genie1": 26,
+        "new_embodiment": 31,
+    }
     v = np.zeros((1, 1, 2, 2, 3), np.uint8)
     n16 = pack_sample(v, {"s": np.zeros((1, 1))}, None, "", ["s"], [], "gr1", model_family="gr00t_n16")
     assert n16["embodiment_id"] == 20  # the N1.6 table, chosen by the model family

@@ -96,7 +96,10 @@ def test_layout_maps_keys_to_joints_and_hands():
     assert [lay.joint_names[i] for i in lay.index["right_arm"]][1] == "right_shoulder_roll"
     assert list(lay.index["left_hand"]) == list(range(17, 23))
     emb = embodiment()
-    emb.modality = {"state": {"left_hand": {"start": 14, "end": 21}, "right_hand": {"start": 21, "end": 27}}}
+    spans = {"left_arm": (0, 7), "right_arm": (7, 14), "left_hand": (14, 21), "right_hand": (21, 27)}
+    emb.modality = {
+        g: {k: {"start": a, "end": b} for k, (a, b) in spans.items()} for g in ("state", "action")
+    }
     with pytest.raises(ValueError, match="different widths"):  # 7-D left, 6-D right
         RobotLayout.build(emb, RobotConfig())
 

@@ -155,17 +155,7 @@ def test_client_timeout_resets_the_socket_and_recovers(spec):
         assert c.get_action(flat_obs(spec))["action.left_arm"].shape == (16, 7)
 
 
-def test_client_times_out_on_a_dead_endpoint():
-    with zmq.Context() as ctx:
-        s = ctx.socket(zmq.ROUTER)  # accepts connections, never answers
-        port = s.bind_to_random_port("tcp://127.0.0.1")
-        with PolicyClient(port=port, timeout_ms=150, retries=1) as c:
-            t0 = time.perf_counter()
-            assert c.ping() is False
-            assert 0.25 < time.perf_counter() - t0 < 2.0  # 2 attempts
-            with pytest.raises(PolicyTimeoutError, match="within 150 ms"):
-                c.metadata()
-        s.close(0)
+# Client-only behaviour (timeouts on a dead peer, retries, error mapping): client/tests.
 
 
 def test_client_disconnecting_mid_request_leaves_the_server_healthy(spec):

@@ -1,4 +1,4 @@
-"""Clients written from upstream GR00T's documented wire formats only (gr00t_reference.md §6.2-6.4).
+"""Clients written from upstream GR00T's documented wire formats only (docs/upstream.md "Wire formats").
 
 Independent of gr00t_exp (no import from it): plain zmq REQ + msgpack with upstream's numpy hooks
 (`np.save` bytes under "__ndarray_class__"), msgpack's default unpack settings (str map keys
@@ -191,7 +191,11 @@ class UpstreamStyleClient:
 def _json_numpy_default(obj):
     if isinstance(obj, np.ndarray):
         arr = np.ascontiguousarray(obj)
-        return {"__numpy__": base64.b64encode(arr.tobytes()).decode(), "dtype": arr.dtype.str, "shape": arr.shape}
+        return {
+            "__numpy__": base64.b64encode(arr.tobytes()).decode(),
+            "dtype": arr.dtype.str,
+            "shape": arr.shape,
+        }
     raise TypeError(type(obj).__name__)
 
 

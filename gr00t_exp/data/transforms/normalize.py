@@ -133,7 +133,9 @@ class StateActionNormalizer:
             if self.modality is None:
                 raise ValueError("stats in stats.json layout need the dataset modality to be sliced per key")
             stats = key_stats(stats, self.modality)
-        self.stats = {g: {bare(k, g): v for k, v in (stats.get(g) or {}).items()} for g in ("state", "action")}
+        self.stats = {
+            g: {bare(k, g): v for k, v in (stats.get(g) or {}).items()} for g in ("state", "action")
+        }
         self.specs = {g: {s.key: s for s in layout.specs(g)} for g in ("state", "action")}
         self.modes = {g: {k: s.normalization for k, s in self.specs[g].items()} for g in ("state", "action")}
         self.targets = {

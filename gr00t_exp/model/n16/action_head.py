@@ -99,7 +99,10 @@ class N16ActionHead(nn.Module):
     ) -> N16Context:
         vl_embs = self.vlln(backbone_features.to(self.dtype))
         masks = alternate_masks(
-            len(self.model.transformer_blocks), self.config.attend_text_every_n_blocks, image_mask, attention_mask
+            len(self.model.transformer_blocks),
+            self.config.attend_text_every_n_blocks,
+            image_mask,
+            attention_mask,
         )
         return N16Context(
             vl_embs=vl_embs,
@@ -138,7 +141,8 @@ class N16ActionHead(nn.Module):
     def sample_time(self, batch_size: int, device: torch.device) -> Tensor:
         cfg = self.config
         dist = torch.distributions.Beta(
-            torch.tensor(cfg.noise_beta_alpha, device=device), torch.tensor(cfg.noise_beta_beta, device=device)
+            torch.tensor(cfg.noise_beta_alpha, device=device),
+            torch.tensor(cfg.noise_beta_beta, device=device),
         )
         return self.time_from_beta(dist.sample((batch_size,)))
 
@@ -179,7 +183,9 @@ class N16ActionHead(nn.Module):
         state_features = self.drop_state(ctx.state_features, state_dropout_uniform)
         cfg = self.config
         if self.training and cfg.state_additive_noise_scale > 0:
-            state_features = state_features + cfg.state_additive_noise_scale * torch.randn_like(state_features)
+            state_features = state_features + cfg.state_additive_noise_scale * torch.randn_like(
+                state_features
+            )
         pred, dit_out, action_features = self.velocity(ctx, state_features, noisy, buckets, embodiment_id)
         sq = (pred.float() - target.float()) ** 2
         m = torch.ones_like(sq) if action_mask is None else action_mask.to(sq.device, sq.dtype)

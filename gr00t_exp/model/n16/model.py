@@ -103,7 +103,9 @@ class Gr00tN16(nn.Module):
         if init_noise is None:
             cfg = self.config
             b = batch["state"].shape[0]
-            init_noise = torch.randn(b, cfg.action_horizon, cfg.max_action_dim, device=self.device, dtype=head.dtype)
+            init_noise = torch.randn(
+                b, cfg.action_horizon, cfg.max_action_dim, device=self.device, dtype=head.dtype
+            )
         action, velocities, dit_outputs = head.sample(ctx, emb_id, init_noise, num_steps)
         return {
             "action_pred": action,
@@ -115,6 +117,45 @@ class Gr00tN16(nn.Module):
         }
 
     # ---- training helpers ------------------------------------------------------------------
+    def tuning_layout(self):
+        """Where the tune_* flags act (gr00t_exp/model/tuning.py). With tune_llm false the top
+        `tune_top_llm_layers` kept LLM layers still train (the checkpoint's value, 4 in the
+        released model, as the reference); `tune_vlln` false freezes `action_head.vlln`."""
+        from gr00t_exp.model.tuning import TuningLayout
+
+        cfg = self.config
+        llm = "backbone.model.language_model"
+        n = cfg.select_layer
+        top = tuple(f"{llm}.model.layers.{i}" for i in range(n - cfg.tune_top_llm_layers, n))
+        projectors = tuple(
+            f"action_head.{m}"
+            for m in ("state_encoder", "action_encoder", "action_decoder", "position_embedding", "mask_token")
+        )
+        return TuningLayout(
+            vision="backbone.model.vision_model",
+            connector="backbone.model.mlp1",
+            llm=llm,
+            dit="action_head.model",
+            projectors=projectors,
+            lora_targets={
+                "action_head": ("action_head.model",),
+                "dit": ("action_head.model",),
+                "llm": (llm,),
+                "visual": ("backbone.model.vision_model",),
+                "full": ("",),
+            },
+            summary_modules=(
+                "backbone.model.vision_model",
+                "backbone.model.mlp1",
+                llm,
+                "action_head.vlln",
+                "action_head.model",
+                *projectors,
+            ),
+            extra_frozen=() if cfg.tune_vlln else ("action_head.vlln",),
+            kept_trainable=top,
+        )
+
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
         """Recompute activations in backward for SigLIP-2, Qwen3 and DiT blocks."""
         em = self.backbone.model

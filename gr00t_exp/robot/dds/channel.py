@@ -98,10 +98,12 @@ class Publisher(Generic[T]):
         self.name = name
         self.writer = DataWriter(ctx.participant, ctx.topic(name, data_type))
 
-    def write(self, sample: T) -> bool:
-        """Publish; returns False (never raises) when DDS refuses, so a loop can count failures."""
+    def write(self, sample: T, timestamp_ns: Optional[int] = None) -> bool:
+        """Publish; returns False (never raises) when DDS refuses, so a loop can count failures.
+
+        timestamp_ns: the sample's DDS source timestamp (ns since the epoch; None = the write time)."""
         try:
-            self.writer.write(sample)
+            self.writer.write(sample, timestamp_ns)
             return True
         except Exception:
             return False

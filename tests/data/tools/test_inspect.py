@@ -34,7 +34,7 @@ def test_mode_inspect_demo(pick_place: Path, tmp_path: Path, run_cli, hash_tree)
     r = run_cli(["mode=inspect", "data=pick_place", "embodiment=so100", "tools.episode=4"], tmp_path / "run")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "video.ego_view" in r.stdout and "uint8 (1, 256, 256, 3)" in r.stdout
-    assert "transformed sample: not shown" in r.stdout and "webcam" in r.stdout
+    assert "transformed sample: not shown" in r.stdout and "so100" in r.stdout
     assert (tmp_path / "run/frames_ego_view.png").exists() and (
         tmp_path / "run/state_action_ep4.png"
     ).exists()

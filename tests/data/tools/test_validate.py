@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from gr00t_exp.data.tools.validate import probe_video, validate_dataset, write_report
+from tests.fixtures import shared_path
 
 
 def _texts(report, severity="error"):
@@ -181,3 +182,54 @@ def test_run_py_stats_pick_place_read_only(pick_place: Path, tmp_path: Path, run
 def test_run_py_stats_bad_dataset(tmp_path: Path, run_cli):
     r = run_cli(["mode=stats", f"tools.dataset={tmp_path / 'missing'}"], tmp_path / "run")
     assert r.returncode == 1 and "dataset directory not found" in r.stdout
+
+
+# -- LeRobot-written datasets (v3.0 read in place, v2.1), no modality.json --------------------
+
+
+@pytest.mark.parametrize("name", ["lerobot_v30_h264", "lerobot_v30_av1", "lerobot_v21_av1"])
+def test_lerobot_datasets_validate_clean_without_embodiment(name: str, hash_tree):
+    root = shared_path("datasets", name)
+    before = hash_tree(root)
+    report = validate_dataset(root)
+    assert report.errors == [], _texts(report)
+    assert "derived from the dataset" in report.summary["layout checked"]
+    codec = "h264" if "h264" in name else "av1"
+    # the canonical codec name, not the decoder's (libdav1d): no false "fix", and AV1 is flagged slow
+    assert report.summary["video codecs"] == [codec]
+    assert not [i for i in report.issues if i.check == "video.codec"]
+    assert any(i.check == "video.codec_slow" for i in report.warnings) == (codec == "av1")
+    assert hash_tree(root) == before
+
+
+def test_embodiment_keys_checked_when_given(pick_place: Path, gr1_embodiment):
+    # a key the dataset's modality.json lacks used to pass validate and fail only at training
+    bad = gr1_embodiment.copy()
+    bad.state_keys = ["state.left_arm", "state.tail"]
+    report = validate_dataset(pick_place, bad)
+    (err,) = [i for i in report.errors if i.check == "embodiment.key"]
+    assert "state.tail" in str(err) and "no such key" in str(err)
+    assert "keys of embodiment=gr1_arms_only checked" in report.summary["layout checked"]
+    # a dataset without modality.json is read with the given embodiment's layout, which must fit
+    report = validate_dataset(shared_path("datasets", "lerobot_v30_h264"), gr1_embodiment)
+    assert report.summary["modality"] == "embodiment" and report.errors
+
+
+def test_v3_broken_copy(tmp_path: Path):
+    """v3.0: a truncated shared mp4 and rows no episode claims are errors naming the file."""
+    import shutil
+
+    root = tmp_path / "ds"
+    shutil.copytree(shared_path("datasets", "lerobot_v30_h264"), root)
+    mp4 = root / "videos/observation.images.cam_wrist/chunk-000/file-000.mp4"
+    mp4.write_bytes(mp4.read_bytes()[: mp4.stat().st_size // 2])
+    p = root / "meta/episodes/chunk-000/file-000.parquet"
+    t = pq.read_table(p)
+    t = t.set_column(t.column_names.index("length"), "length", pa.array([30, 41, 25, 20], pa.int64()))
+    pq.write_table(t, p)
+    texts = _texts(validate_dataset(root))
+    assert any("file-000.mp4 [video.cam_wrist]: cannot decode" in e for e in texts), texts
+    assert any(
+        "data/chunk-000/file-000.parquet: 132 rows but the episodes" in e and "16 rows would never" in e
+        for e in texts
+    ), texts
