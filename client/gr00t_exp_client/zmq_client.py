@@ -97,6 +97,8 @@ class PolicyClient:
             request["data"] = data
         if self.api_token is not None:
             request["api_token"] = self.api_token
+        # The server drops a queued request unrun once this client would have stopped waiting.
+        request["timeout_ms"] = self.timeout_ms
         payload = wire.encode(request)
         attempts = 1 + (self.retries if idempotent else 0)
         for attempt in range(attempts):

@@ -81,7 +81,8 @@ def test_requests_on_the_wire_and_decoded_replies():
         }
         assert c.reset({"episode_index": 2}) == {}
     ping, act, _, reset = srv.requests
-    assert ping == {"endpoint": "ping", "api_token": "t" * 16}
+    # timeout_ms: the server drops the request unrun once this client stops waiting
+    assert ping == {"endpoint": "ping", "api_token": "t" * 16, "timeout_ms": 5000}
     assert act["endpoint"] == "get_action" and act["data"]["options"] == {"seed": 3}
     np.testing.assert_array_equal(act["data"]["observation"]["state.left_arm"], state)
     assert reset["data"] == {"options": {"episode_index": 2}}

@@ -208,8 +208,11 @@ def _server_process(conn, server_kw: dict) -> None:
             conn.send(True)
         elif cmd == "stats":
             conn.send(
-                {"dropped_expired": srv.dropped_expired, "dropped_abandoned": srv.dropped_abandoned,
-                 "running": srv.running}  # fmt: skip
+                {
+                    "dropped_expired": srv.dropped_expired,
+                    "dropped_abandoned": srv.dropped_abandoned,
+                    "running": srv.running,
+                }  # fmt: skip
             )
         else:
             srv.stop()
@@ -286,6 +289,11 @@ def send_class(port: int, name: str, n: int, size: int, answer_ms: float, seed: 
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
+    if not expect_reply:
+        # The server drops this connection on every message: reconnect at once, queue at most
+        # one message while disconnected (else they pile up in this process).
+        sock.setsockopt(zmq.RECONNECT_IVL, 1)
+        sock.setsockopt(zmq.SNDHWM, 1)
     sock.connect(f"tcp://127.0.0.1:{port}")
     answered = late = 0
     worst = 0.0
@@ -295,6 +303,8 @@ def send_class(port: int, name: str, n: int, size: int, answer_ms: float, seed: 
             if i % 50 == 0:
                 frames = build(rng, size)  # variety without paying the build on every message
             t0 = time.perf_counter()
+            if not sock.poll(5000, zmq.POLLOUT):
+                raise RuntimeError(f"{name}: cannot send for 5 s")
             sock.send_multipart(frames, copy=False)
             if expect_reply:
                 if sock.poll(answer_ms):

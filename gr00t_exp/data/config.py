@@ -52,6 +52,11 @@ class DataConfig:
     # (robot_sim.PickNPlace logs row i at (i+1)/fps while frame i plays at i/fps).
     align_timestamps: bool = True
     cache: FrameCacheConfig = field(default_factory=FrameCacheConfig)
+    # Where the training video augmentation (crop, resize, colour jitter) + image normalisation
+    # run: cpu = in the loader workers, per sample; gpu = batched in the LightningModule on the
+    # training device (the loader only fetches frames and collates); auto = gpu when the trainer
+    # runs on CUDA. Evaluation always uses the deterministic CPU path.
+    augment_on: str = "auto"  # auto | cpu | gpu
     batch_size: int = 32
     num_workers: int = 2
     pin_memory: bool = True

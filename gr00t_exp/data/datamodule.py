@@ -187,9 +187,28 @@ class Gr00tDataModule(pl.LightningDataModule):
             **kw,
         )
 
+    def augment_on(self) -> str:
+        """Where the training video augmentation runs: "cpu" (loader workers) or "gpu" (batched in
+        the LightningModule on the training device). `data.augment_on=auto` is "gpu" when the
+        attached trainer runs on CUDA, else (no trainer: benchmarks, tools) "cpu"."""
+        choice = str(getattr(self.cfg, "augment_on", "auto"))
+        if choice not in ("auto", "cpu", "gpu"):
+            raise ValueError(f"data.augment_on={choice!r}: use auto, cpu or gpu")
+        if choice != "auto":
+            return choice
+        trainer = getattr(self, "trainer", None)
+        on_cuda = trainer is not None and trainer.strategy.root_device.type == "cuda"
+        return "gpu" if on_cuda else "cpu"
+
+    def _set_augment_on(self, ds: Dataset) -> None:
+        defer = self.augment_on() == "gpu"
+        for d in getattr(ds, "datasets", [ds]):  # a MixtureDataset's sources, or the dataset itself
+            d.defer_video_augment = defer
+
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")
         assert self.train_set is not None
+        self._set_augment_on(self.train_set)
         return self._loader(self.train_set, shuffle=True)
 
     def val_dataloader(self) -> DataLoader | list:

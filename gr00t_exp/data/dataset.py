@@ -99,6 +99,9 @@ class Gr00tDataset(Dataset):
         self.action_deltas = np.asarray(lay.action_indices, np.int64)
         self.language_key = lay.language_key
         self.video_transform = VideoTransform.from_config(lay.video_transform, training=training)
+        # Training with data.augment_on=gpu (set by the DataModule): samples keep their raw frames
+        # plus the augmentation draws, applied batched on the device (transforms/video_batch.py).
+        self.defer_video_augment = False
         self.normalizer = StateActionNormalizer(lay, stats) if (transform and stats is not None) else None
         if transform and stats is None:
             raise ValueError("Gr00tDataset(transform=True) needs statistics (load_or_compute_stats(meta))")
@@ -285,8 +288,30 @@ class Gr00tDataset(Dataset):
         raws = [self.raw_sample(ep, base) for ep, base in locs]
         if not self.do_transform:
             return raws
+        if self.defer_video_augment and self.training:
+            return self._deferred_samples(raws, generator)
         videos = self.video_transform.batch(np.stack([r["video"] for r in raws]), generator)
         return [self.finish(r, v) for r, v in zip(raws, videos, strict=True)]
+
+    def _deferred_samples(self, raws: list[dict], generator: torch.Generator | None) -> list[dict]:
+        """Raw frames + each sample's augmentation draws: the same `sample_params` call (same
+        generator, same order) as the CPU path, so both paths augment a seed identically."""
+        vt = self.video_transform
+        h, w = raws[0]["video"].shape[-3:-1]
+        if any(r["video"].shape[-3:-1] != (h, w) for r in raws):
+            # One crop size per batch: the device side crops with one gather (video_batch.py).
+            raise ValueError(
+                f"{self.meta.root}: frames of one batch have different sizes; set data.cache.height/width "
+                "to store them at one size, or data.augment_on=cpu"
+            )
+        draws = {k: v.numpy() for k, v in vt.sample_params(len(raws), h, w, generator).items()}
+        ch, cw = vt.crop_size(h, w)
+        out = []
+        for i, r in enumerate(raws):
+            s = self.finish(r, r["video"])
+            s["augment"] = {"crop_h": ch, "crop_w": cw, "size": vt.resize, **{k: v[i] for k, v in draws.items()}}
+            out.append(s)
+        return out
 
     def __getitem__(self, index: int) -> dict:
         return self.samples_at([self.locate(int(index))])[0]

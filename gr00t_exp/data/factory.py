@@ -29,7 +29,15 @@ LOADER_FIELDS: tuple[str, ...] = (
 # MixtureDataset keywords (several data.sources).
 MIXTURE_FIELDS: tuple[str, ...] = ("balance_dataset_weights", "balance_trajectory_weights")
 # Read by the DataModule itself (which dataset, the split, the frame cache) and by mode=stats.
-OWN_FIELDS: tuple[str, ...] = ("kind", "sources", "synthetic", "cache", "val_episodes", "write_in_place")
+OWN_FIELDS: tuple[str, ...] = (
+    "kind",
+    "sources",
+    "synthetic",
+    "cache",
+    "val_episodes",
+    "write_in_place",
+    "augment_on",
+)
 
 
 def dataset_kwargs(data_cfg: Any) -> dict[str, Any]:

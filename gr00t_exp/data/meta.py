@@ -361,6 +361,7 @@ def check_embodiment_keys(modality: Modality, embodiment: Any, source: str) -> l
                         "choose the matching embodiment (embodiment=...), or add the key to modality.json",
                     )
                 )
+    issues += _check_discrete_normalization(modality, embodiment, source)
     lang = getattr(embodiment, "language_key", None)
     if lang:
         short = bare(lang, "annotation")
@@ -375,6 +376,29 @@ def check_embodiment_keys(modality: Modality, embodiment: Any, source: str) -> l
                     f"set embodiment.language_key to one of: {have}",
                 )
             )
+    return issues
+
+
+def _check_discrete_normalization(modality: Modality, embodiment: Any, source: str) -> list[Issue]:
+    """A key whose modality `dtype` is not a float is discrete: as upstream, only `binary`
+    normalisation applies to it (min-max of a 0/1 gripper flag would be fine, of an enum not)."""
+    issues: list[Issue] = []
+    name = getattr(embodiment, "name", "?")
+    for group in ("state", "action"):
+        modes = dict(getattr(embodiment, f"{group}_normalization", None) or {})
+        for key, mode in modes.items():
+            spec = getattr(modality, group).get(str(key).removeprefix(f"{group}."))
+            if spec is not None and not spec.is_continuous and mode != "binary":
+                issues.append(
+                    error(
+                        "embodiment.normalization",
+                        source,
+                        str(key),
+                        f"dtype {spec.dtype!r} (not a float) is discrete, but embodiment {name!r} "
+                        f"normalises it with {mode}",
+                        f"set {group}_normalization.{key}: binary, or give the key a float dtype in modality.json",
+                    )
+                )
     return issues
 
 

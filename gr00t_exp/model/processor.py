@@ -225,6 +225,11 @@ class Gr00tProcessor:
         return torch.from_numpy(ids), torch.from_numpy(mask)
 
     # ---------------------------------------------------------------------------------- images
+    def pixel_normalization(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, std) (3,) float32 on the 0-255 scale: `normalize` computes (x - mean) / std.
+        The batched device-side augmentation (data/transforms/video_batch.py) applies it there."""
+        return self._mean.reshape(3).clone(), self._std.reshape(3).clone()
+
     def normalize(self, tiles_u8: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, H, W) -> float32 (x - mean) / std, e.g. (x - 127.5) / 127.5."""
         x = tiles_u8.to(torch.float32, memory_format=torch.contiguous_format)

@@ -173,13 +173,22 @@ class ReplayPolicy(BasePolicy):
             self._actions = actions
             self.length = len(next(iter(actions.values()))) if actions else 0
             self.step = step
-        return {"episode_index": idx, "episode_length": self.length, "current_step": step, "length": self.length}
+        return {
+            "episode_index": idx,
+            "episode_length": self.length,
+            "current_step": step,
+            "length": self.length,
+        }
 
     def _predict_with_info(
         self, obs: Observation, options: dict | None
     ) -> tuple[dict[str, np.ndarray], dict, dict[str, Any]]:
         with self._lock:
-            info = {"current_step": self.step, "episode_length": self.length, "episode_index": self.episode_index}
+            info = {
+                "current_step": self.step,
+                "episode_length": self.length,
+                "episode_index": self.episode_index,
+            }
             rows = np.minimum(np.arange(self.step, self.step + self.action_horizon), self.length - 1)
             acts = {
                 k: np.broadcast_to(v[rows][None], (obs.batch_size, self.action_horizon, v.shape[1]))

@@ -38,7 +38,6 @@ from zmq.utils.monitor import recv_monitor_message
 from gr00t_exp.serve.base import BasePolicy
 from gr00t_exp.serve.security import TokenChecker, check_bind, load_curve_keypair
 from gr00t_exp.serve.service import (
-    FAST_ENDPOINTS,
     SLOW_ENDPOINTS,
     PolicyService,
     RequestError,
@@ -333,15 +332,10 @@ class ZmqPolicyServer:
             reply(error_reply("Unauthorized: Invalid API token", "unauthorized"))
             return
         endpoint = head.endpoint if "endpoint" in head.present else "get_action"
-        if not isinstance(endpoint, str) or endpoint in FAST_ENDPOINTS:
+        if not isinstance(endpoint, str) or endpoint not in SLOW_ENDPOINTS:
+            # Answered here, data unread: fast endpoints take none, unknown ones are refused.
             try:
                 reply(self.service.handle(endpoint, None)[0])
-            except RequestError as e:
-                reply(error_reply(str(e), e.code))
-            return
-        if endpoint not in SLOW_ENDPOINTS:
-            try:
-                self.service.handle(endpoint, None)
             except RequestError as e:
                 reply(error_reply(str(e), e.code))
             return

@@ -18,6 +18,7 @@ import torch
 from pytorch_lightning.strategies import FSDPStrategy
 from torch import nn
 
+from gr00t_exp.data.transforms.video_batch import BatchAugment
 from gr00t_exp.model.tuning import set_frozen_modules_to_eval
 from gr00t_exp.train.config import OptimConfig
 from gr00t_exp.train.optim import build_optimizer, build_scheduler, use_fused
@@ -108,10 +109,18 @@ class Gr00tLitModule(pl.LightningModule):
         # Frozen weights are not in a trainable-only checkpoint: load the rest non-strictly.
         self.strict_loading = not trainable_only_ckpt
         self._val_sums: dict[str, torch.Tensor] = {}
+        # Training batches of data.augment_on=gpu carry raw frames + augmentation draws; this turns
+        # them into eagle_pixel_values on the device (no parameters: nothing in checkpoints).
+        self.batch_augment = BatchAugment()
 
     # -- training --------------------------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor], **kw) -> dict[str, torch.Tensor]:
         return self.model(batch, **kw)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # Deferred video augmentation, batched where the batch now lives (a no-op for batches the
+        # CPU already processed, e.g. validation's).
+        return self.batch_augment(batch)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         seed_all(step_seed(self.seed, self.global_step, self.global_rank))

@@ -233,3 +233,14 @@ def test_a_file_is_not_a_dataset(pick_place: Path):
 def test_not_a_directory(tmp_path: Path):
     with pytest.raises(DatasetError, match="dataset directory not found"):
         load_meta(tmp_path / "nope")
+
+
+def test_discrete_dtype_needs_binary_normalisation(pick_place_copy: Path, gr1_embodiment):
+    p = pick_place_copy / "meta" / "modality.json"
+    mod = json.loads(p.read_text())
+    mod["state"]["left_hand"]["dtype"] = "int64"
+    p.write_text(json.dumps(mod))
+    with pytest.raises(
+        DatasetError, match=r"\[state.left_hand\]: dtype 'int64' \(not a float\) is discrete.*binary"
+    ):
+        load_meta(pick_place_copy, gr1_embodiment)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
+
+import pytest
 
 from gr00t_exp.config.compose import compose_config
-from gr00t_exp.eval.open_loop import evaluate, run
+from gr00t_exp.eval.open_loop import EvalEpisodesError, eval_episodes, evaluate, run
 from gr00t_exp.train.run import run as train
 
 FAST = [
@@ -60,3 +63,42 @@ def test_eval_without_checkpoint_fails_clearly(tmp_path, capsys):
     cfg = compose_config(["mode=eval"], output_dir=tmp_path)
     assert run(cfg) == 2
     assert "eval.checkpoint" in capsys.readouterr().err
+
+
+def _meta(n: int) -> SimpleNamespace:
+    return SimpleNamespace(root="/data/demo", episodes=[SimpleNamespace(index=i) for i in range(n)])
+
+
+def test_eval_uses_the_datamodule_held_out_split():
+    cfg = compose_config(["mode=eval", "data.val_episodes=2"])
+    assert eval_episodes(cfg, _meta(5)) == [3, 4]
+
+
+def test_eval_refuses_training_episodes_unless_asked(caplog):
+    cfg = compose_config(["mode=eval", "data.val_episodes=0"])
+    with pytest.raises(
+        EvalEpisodesError, match=r"data.val_episodes=0 holds out no episode.*eval.allow_train_episodes=true"
+    ):
+        eval_episodes(cfg, _meta(4))
+    allowed = compose_config(["mode=eval", "data.val_episodes=0", "eval.allow_train_episodes=true"])
+    assert eval_episodes(allowed, _meta(4)) == [3]
+    # explicit episodes are an explicit choice: evaluated, with a warning when they were trained on
+    explicit = compose_config(["mode=eval", "data.val_episodes=1", "eval.episodes=[0,3]"])
+    assert eval_episodes(explicit, _meta(4)) == [0, 3]
+    assert "training episodes [0]" in caplog.text
+
+
+def test_eval_mode_exits_2_with_the_fix_when_nothing_is_held_out(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    cfg = compose_config(
+        [
+            *FAST,
+            f"paths.cache_dir={cache}",
+            "mode=eval",
+            f"eval.checkpoint={tmp_path}",
+            "data.val_episodes=0",
+        ],
+        output_dir=tmp_path / "eval",
+    )
+    assert run(cfg) == 2
+    assert "eval.allow_train_episodes=true" in capsys.readouterr().err

@@ -4,6 +4,14 @@ Every stored tensor of outputs.safetensors (left-padded batch) and outputs_nopad
 1e-5 absolute (1e-4 for train_action_loss, squared errors up to 21); backbone_features / vl_embeds
 only where the attention mask is set (what the LLM writes at padded rows is backend-dependent and
 never reaches the actions). Noise, flow times and initial actions are the injected draws.
+
+One documented exception: the DiT outputs / velocities of the late Euler steps (timestep buckets
+500 and 750) are checked at 1.5e-5. Their error comes from the DiT timestep sinusoid alone: its
+argument is bucket x frequency, so a 1-ulp difference in a float32 frequency (torch.exp's SIMD
+implementation differs between CPUs) moves the argument by up to 750 * 6e-8 rad; flipping single
+frequencies by one ulp moves the step-3 velocity by up to 1.4e-5 (measured), while the same
+computation in float64 agrees with ours to 1.5e-6 at every step. At bucket 0 (exact sinusoid) the
+difference is 2e-6; the final action_pred stays below 3e-6.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from ._n16_refdata import as_batch, load, max_diff, n16
 
 TOL = 1e-5
 LOSS_ELEM_TOL = 1e-4
+LATE_STEP_TOL = 1.5e-5  # Euler steps at buckets 500 / 750: float32 sinusoid frequencies (see above)
 CASES = ["", "_nopad"]
 
 
@@ -79,8 +88,9 @@ def test_inference_every_step(case):
     _, ref, _, _, infer = case
     assert max_diff(infer["state_features"], ref["state_features"]) < TOL
     for k in range(4):
-        assert max_diff(infer["dit_outputs"][k], ref[f"infer_dit_output_step{k}"]) < TOL, k
-        assert max_diff(infer["velocities"][k], ref[f"infer_velocity_step{k}"]) < TOL, k
+        tol = TOL if k < 2 else LATE_STEP_TOL
+        assert max_diff(infer["dit_outputs"][k], ref[f"infer_dit_output_step{k}"]) < tol, k
+        assert max_diff(infer["velocities"][k], ref[f"infer_velocity_step{k}"]) < tol, k
     assert max_diff(infer["action_pred"], ref["action_pred"]) < TOL
 
 

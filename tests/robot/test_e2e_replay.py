@@ -39,7 +39,7 @@ def test_replay_episode_end_to_end_and_recording_round_trip(tmp_path, domain_id,
     cam.start_thread()
     try:
         with zmq_server.ZmqPolicyServer(policy, host="127.0.0.1", port=0) as srv:
-            client = client_mod.PolicyClient("127.0.0.1", srv.port, timeout_ms=2000)
+            client = client_mod.PolicyClient("127.0.0.1", srv.port, timeout_ms=1000)  # <= policy_timeout_s
             with FakeG1(domain_id) as g1, FakeDfxHands(domain_id):
                 rc = robot_cfg(domain_id, cam_port=port, max_episode_s=60 / FPS, policy_timeout_s=1.0)
                 rc.recording.root = str(tmp_path / "rec")

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import threading
 import time
 
 import numpy as np
@@ -118,8 +117,7 @@ def test_stop_object_without_signals_and_realtime_command_thread(rig, domain_id)
     rc = robot_cfg(domain_id, max_episode_s=10.0)
     rc.control.realtime_priority, rc.control.fifo_priority = True, 10
     rc.control.cpu_affinity = [min(os.sched_getaffinity(0))]
-    threading.Timer(0.5, lambda: stop.stop("operator")).start()
-    pol = ScriptedPolicy()
+    pol = ScriptedPolicy(on_call={3: lambda: stop.stop("operator")})
     before = (os.sched_getscheduler(0), os.sched_getaffinity(0))
     res = run_robot(rc, embodiment(video=False), pol, stop=stop)
     assert res.reason == "operator" and res.ok

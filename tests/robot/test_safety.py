@@ -47,8 +47,9 @@ def test_lowstate_faults_hold_then_ramp_down(rig, domain_id, fault):
     g1, _ = rig
     rc = robot_cfg(domain_id, max_episode_s=5.0, lowstate_abort_s=0.6)
     t_fault = []
-    threading.Timer(0.6, lambda: (t_fault.append(time.time()), setattr(g1, fault, True))).start()
-    res = run_robot(rc, embodiment(video=False), ScriptedPolicy())
+    # injected from inside the 3rd policy call: the run is surely past its ramp-up, whatever the load
+    inject = ScriptedPolicy(on_call={3: lambda: (t_fault.append(time.time()), setattr(g1, fault, True))})
+    res = run_robot(rc, embodiment(video=False), inject)
     assert not res.ok
     expect = {"stop_publishing": "silent", "nan": "NaN", "corrupt_crc": "bad CRC"}[fault]
     assert expect in res.reason, res.reason
@@ -61,7 +62,7 @@ def test_lowstate_faults_hold_then_ramp_down(rig, domain_id, fault):
     if fault != "nan":  # a hold before the ramp-down: stale from lowstate_stale_s, stop at abort_s
         assert ramp_down_start(g1) - t_fault[0] > rc.safety.lowstate_abort_s - 0.05
     if fault == "corrupt_crc":
-        assert res.lowstate_crc_errors > 50 and any("CRC" in e for e in res.events)
+        assert res.lowstate_crc_errors > 10 and any("CRC" in e for e in res.events)
     else:
         assert res.lowstate_crc_errors == 0
 
@@ -95,7 +96,7 @@ def test_policy_errors_hold_pose_then_stop(rig, domain_id):
 def test_blocking_policy_is_stopped_by_the_command_loop(rig, domain_id):
     """A get_action that never returns: the command loop enforces policy_timeout_s by itself."""
     g1, _ = rig
-    rc = robot_cfg(domain_id, max_episode_s=6.0, policy_timeout_s=0.5, max_policy_errors=1000)
+    rc = robot_cfg(domain_id, max_episode_s=10.0, policy_timeout_s=0.5, max_policy_errors=1000)
     pol = ScriptedPolicy("block_after", n=2)
     try:
         res = run_robot(rc, embodiment(video=False), pol)
@@ -105,8 +106,9 @@ def test_blocking_policy_is_stopped_by_the_command_loop(rig, domain_id):
     assert res.chunks == 2 and pol.t_blocked is not None
     # the ramp-down began within policy_timeout_s of the call blocking (+ slack for a loaded host),
     # not at max_episode_s; the whole run, ramp-down and the bounded wait for that thread: a few s
-    assert ramp_down_start(g1) - pol.t_blocked < rc.safety.policy_timeout_s + 0.4
-    assert res.run_s < 4.0
+    # (before the fix: max_episode_s and more, reported as a success)
+    assert ramp_down_start(g1) - pol.t_blocked < rc.safety.policy_timeout_s + 0.5
+    assert res.run_s < 6.0
     assert_graceful(res, rc, g1)
     assert_holds(g1, ramp_down_start(g1), stopping_distance(rc))
     assert any("still blocked" in e for e in res.events)
@@ -130,8 +132,12 @@ def test_camera_stale_stops_policy_calls_then_stops(rig, domain_id):
     cam.start_thread()
     rc = robot_cfg(domain_id, cam_port=port, max_episode_s=5.0, policy_timeout_s=0.4)
     t_close = []
-    threading.Timer(0.8, lambda: (cam.close(), t_close.append(time.monotonic()))).start()
-    pol = ScriptedPolicy()
+
+    def close_camera() -> None:
+        cam.close()
+        t_close.append(time.monotonic())
+
+    pol = ScriptedPolicy(on_call={3: threading.Thread(target=close_camera).start})
     res = run_robot(rc, embodiment(video=True), pol)
     assert not res.ok and "policy timeout" in res.reason
     assert any("camera" in e for e in res.events)
@@ -232,8 +238,8 @@ def test_velocity_and_acceleration_hold_at_every_window_with_catch_up_cycles(rig
     qg = np.stack([np.interp(grid, t, q[:, j]) for j in range(q.shape[1])], axis=1)
     acc = np.abs(np.diff(qg, 2, axis=0)).max(axis=1) / h**2
     gaps = t[1:][np.diff(t) > MAX_STEP_PERIODS * res.period_s]
-    clean = np.array([not np.any((gaps > g - h) & (gaps < g + 2 * h)) for g in grid[:-2]])
-    assert clean.mean() > 0.5, "the host stalled nearly all the time"
+    clean = np.array([not np.any((gaps >= g) & (gaps <= g + 2 * h)) for g in grid[:-2]])
+    assert clean.sum() >= 5, "the host stalled nearly all the time"
     assert 0.5 * amax <= acc[clean].max() <= amax * 1.1 + 0.3, acc[clean].max()  # active, and held
 
 
@@ -257,3 +263,12 @@ def test_robot_not_following_stops_with_a_reason(rig, domain_id, fault):
     assert res.run_s < 3.0
     assert (g1.rejected if fault == "reject_commands" else g1.bad_mode_machine) > 20
     assert res.weights[-1] == 0.0 and res.tracking_error_max > 0.1
+
+
+def test_reported_mode_machine_change_stops(rig, domain_id):
+    g1, _ = rig
+    rc = robot_cfg(domain_id, max_episode_s=5.0)
+    pol = ScriptedPolicy(on_call={3: lambda: setattr(g1, "report_mode_machine", 6)})
+    res = run_robot(rc, embodiment(video=False), pol)
+    assert not res.ok and "mode_machine changed during the run" in res.reason, res.reason
+    assert_graceful(res, rc, g1)

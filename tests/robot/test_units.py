@@ -240,3 +240,84 @@ def test_mode_robot_refuses_bad_hand_mapping_before_touching_dds(caplog):
     )  # fmt: skip
     assert run(cfg) == 2
     assert "deploy.robot.hands.finger_indices" in caplog.text
+
+
+def test_policy_client_timeout_rule_agrees_with_the_runner():
+    """One rule: the client gives up no later than the runner's policy watchdog; the schema default
+    and the shipped preset agree with it (1500 ms against policy_timeout_s 3 s: one retry fits)."""
+    from types import SimpleNamespace
+
+    from gr00t_exp.config.compose import compose_config
+    from gr00t_exp.robot.config import SafetyConfig, robot_config
+    from gr00t_exp.robot.runner import run_robot
+    from gr00t_exp.robot.safety import check_client_timeout
+    from gr00t_exp.serve.config import ClientConfig
+
+    watchdog_ms = 1000 * SafetyConfig().policy_timeout_s
+    assert ClientConfig().timeout_ms <= watchdog_ms / 2
+    for preset in ("zmq", "g1_inspire"):
+        cfg = compose_config(["mode=robot", f"deploy={preset}", "deploy.policy.host=h"])
+        check_client_timeout(cfg.deploy.policy.timeout_ms, robot_config(cfg).safety.policy_timeout_s)
+    check_client_timeout(3000, 3.0)
+    check_client_timeout(None, 3.0)  # a local policy has no client timeout
+    with pytest.raises(ValueError, match=r"deploy.policy.timeout_ms=5000.*policy_timeout_s=3"):
+        check_client_timeout(5000, 3.0)
+    # the runner refuses it before opening DDS (no domain is touched: dds.domain_id stays invalid)
+    rc = RobotConfig()
+    rc.dds.domain_id, rc.control.fps = 10_000, 30.0
+    with pytest.raises(ValueError, match="deploy.policy.timeout_ms"):
+        run_robot(rc, embodiment(video=False), SimpleNamespace(timeout_ms=5000))
+
+
+def test_motion_filter_limits_hold_per_elapsed_time_with_uneven_steps():
+    """Catch-up cycles (tiny dt) and late ones (long dt): |dq| <= vmax * dt at every step, so over any
+    window too; acceleration per step within amax * dt."""
+    lim = JointLimits.from_config(g1_upper_body_joints(), ["left_elbow"], 0.05)
+    f = MotionFilter(lim, max_velocity=0.5, max_acceleration=2.0)
+    f.reset(np.zeros(1))
+    rng = np.random.default_rng(1)
+    dts = rng.choice([0.004, 0.0002, 0.007, 0.004, 0.0005], size=800)
+    q_prev, v_prev = 0.0, 0.0
+    for dt in dts:
+        q = f.step(np.array([1.5]), dt)[0]
+        v = (q - q_prev) / dt
+        assert abs(q - q_prev) <= 0.5 * dt + 1e-12
+        assert abs(v - v_prev) <= 2.0 * dt * 1.001 + 1e-9
+        q_prev, v_prev = q, v
+    assert q_prev > 1.0  # it did move at the limit for a while
+
+
+def test_policy_deadline_and_tracking_monitor():
+    from gr00t_exp.robot.safety import PolicyDeadline, TrackingMonitor, check_client_timeout
+
+    d = PolicyDeadline(0.5)
+    assert d.check(10.0, None) is None
+    d.started(10.0)
+    assert d.check(10.4, None) is None
+    assert "get_action outstanding for 0.60 s" in d.check(10.6, None)  # a blocked call, no reply yet
+    d.finished()
+    assert d.check(10.6, 10.3) is None and "no usable chunk" in d.check(10.9, 10.3)  # queue ran dry
+    with pytest.raises(ValueError, match="policy_timeout_s"):
+        PolicyDeadline(0.0)
+    with pytest.raises(ValueError, match="policy_timeout_s"):
+        check_client_timeout(600, 0.5)
+    t = TrackingMonitor(["a", "b"], max_error=0.1, duration_s=0.2)
+    assert t.update(np.zeros(2), np.array([0.0, 0.3]), 1.0) is None  # above, not yet for long
+    assert t.update(np.zeros(2), np.array([0.0, 0.05]), 1.1) is None  # back inside: resets
+    assert t.update(np.zeros(2), np.array([0.0, 0.3]), 1.2) is None
+    reason = t.update(np.zeros(2), np.array([0.0, 0.3]), 1.45)
+    assert "does not follow" in reason and " on b " in reason and t.peak == pytest.approx(0.3)
+
+
+def test_cycle_clock_elapsed_is_real_time_capped():
+    import time
+
+    from gr00t_exp.robot.clock import MAX_STEP_PERIODS, CycleClock
+
+    c = CycleClock(0.004)
+    assert c.elapsed() == 0.004  # first command: one period
+    time.sleep(0.01)
+    assert 0.009 < c.elapsed() < 0.04
+    assert c.elapsed() < 0.002  # right after: a catch-up step is tiny
+    time.sleep(0.06)
+    assert c.elapsed() == pytest.approx(MAX_STEP_PERIODS * 0.004)  # a stall: capped, the motion lags

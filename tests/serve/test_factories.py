@@ -20,19 +20,20 @@ from gr00t_exp.serve.zmq_server import ZmqPolicyServer
 
 from .conftest import small_spec
 
+SERVER_CLASSES = {"zmq": ZmqPolicyServer, "http": HttpPolicyServer}
 SERVER_FIELDS = [f.name for f in fields(ServerConfig) if f.name != "kind"]
-# A value other than the default for every ServerConfig field (loopback, so no token rule applies).
-NON_DEFAULT = {
-    "host": "localhost",
-    "port": 6001,
-    "api_token": "t" * 20,
-    "allow_insecure_remote": True,
-    "curve_secret_key_file": None,  # set per test: needs a real key file
-    "curve_authorized_keys_dir": None,
-    "max_message_bytes": 1234,
-    "enable_kill": True,
-    "max_queue": 3,
-}
+
+
+def _other_value(name: str) -> object:
+    """A value different from the field's default, of the field's type (no server is started)."""
+    default = getattr(ServerConfig(), name)
+    if isinstance(default, bool):
+        return not default
+    if isinstance(default, int):
+        return default + 1
+    if isinstance(default, list):
+        return ["example"]
+    return f"set-{name}"  # str, or an Optional[str] left at None
 
 
 def test_every_client_field_is_a_policy_client_keyword():
@@ -71,36 +72,41 @@ def test_policy_client_token_falls_back_to_the_environment(monkeypatch):
     assert client_kwargs(explicit)["api_token"] == "explicit-token-456789"
 
 
-def test_zmq_server_takes_every_server_field(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind", sorted(SERVER_CLASSES))
+@pytest.mark.parametrize("name", SERVER_FIELDS)
+def test_every_server_field_reaches_the_server_or_is_refused(kind, name, monkeypatch):
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    cls = SERVER_CLASSES[kind]
+    params = inspect.signature(cls).parameters
+    value = _other_value(name)
+    sc = ServerConfig(kind=kind, **{name: value})
+    if name in params:
+        kw = server_kwargs(sc, cls)
+        assert kw[name] == value
+        assert set(kw) == set(SERVER_FIELDS) & set(params)
+        inspect.signature(cls).bind(object(), **kw)  # every keyword exists
+    else:  # set but not an option of this server: refused, never dropped
+        with pytest.raises(
+            ValueError, match=rf"deploy.server.{name}=.* is not an option of the {kind} server"
+        ):
+            server_kwargs(sc, cls)
+
+
+def test_the_zmq_server_object_holds_the_configured_values(tmp_path, monkeypatch):
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     _, secret = zmq.auth.create_certificates(str(tmp_path), "server")
-    values = {**NON_DEFAULT, "curve_secret_key_file": secret, "curve_authorized_keys_dir": str(tmp_path)}
-    sc = ServerConfig(kind="zmq", **values)
-    kw = server_kwargs(sc, ZmqPolicyServer)
-    assert kw == values
-    inspect.signature(ZmqPolicyServer).bind(object(), **kw)  # every keyword exists
-
-    srv = ZmqPolicyServer(ConstantPolicy(small_spec()), **kw)  # not started: nothing bound
+    sc = ServerConfig(
+        host="localhost",
+        port=6001,
+        api_token="t" * 20,
+        curve_secret_key_file=secret,
+        curve_authorized_keys_dir=str(tmp_path),
+        max_message_bytes=1234,
+        max_queue=3,
+    )
+    srv = ZmqPolicyServer(ConstantPolicy(small_spec()), **server_kwargs(sc, ZmqPolicyServer))  # not started
     assert (srv.host, srv.port, srv.max_message_bytes, srv._jobs.maxsize) == ("localhost", 6001, 1234, 3)
     assert srv._curve_file == secret and srv._curve_dir == str(tmp_path) and srv._token.required
-
-
-@pytest.mark.parametrize(
-    "name", [n for n in SERVER_FIELDS if n not in inspect.signature(HttpPolicyServer).parameters]
-)
-def test_http_server_refuses_a_zmq_only_field_instead_of_dropping_it(name, tmp_path):
-    value = NON_DEFAULT[name] if NON_DEFAULT[name] is not None else str(tmp_path)
-    sc = ServerConfig(kind="http", **{name: value})
-    with pytest.raises(ValueError, match=rf"deploy.server.{name}=.* is not an option of the http server"):
-        server_kwargs(sc, HttpPolicyServer)
-
-
-def test_http_server_takes_its_fields(monkeypatch):
-    monkeypatch.delenv(TOKEN_ENV, raising=False)
-    params = inspect.signature(HttpPolicyServer).parameters
-    values = {k: v for k, v in NON_DEFAULT.items() if k in params}
-    kw = server_kwargs(ServerConfig(kind="http", **values), HttpPolicyServer)
-    assert kw == values
 
 
 def test_build_server_resolves_the_token_from_the_environment(monkeypatch):

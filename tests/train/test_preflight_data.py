@@ -20,7 +20,7 @@ from gr00t_exp.data.errors import DatasetError
 from gr00t_exp.data.meta import load_meta
 from gr00t_exp.data.stats import compute_stats
 from gr00t_exp.train.checkpoint import remove_stale_temp
-from gr00t_exp.train.checks import PreflightError, check_data, check_output_dirs
+from gr00t_exp.train.checks import PreflightError, check_data, check_datasets, check_output_dirs
 from gr00t_exp.train.run import run
 from tests.fixtures import REPO_ROOT, shared_path
 
@@ -173,3 +173,18 @@ def test_killed_checkpoint_write_leftovers_are_removed(tmp_path: Path):
         p.write_bytes(np.zeros(8).tobytes())
     assert remove_stale_temp(tmp_path) == [dead]
     assert live.exists() and done.exists()
+
+
+def test_metadata_error_heading_says_what_kind(pick_place_copy: Path, gr1_embodiment):
+    cfg = OmegaConf.create({"embodiment": gr1_embodiment})
+    (pick_place_copy / "meta" / "modality.json").write_text("{")
+    with pytest.raises(PreflightError, match=r"cannot be read:\n.*modality.json: not valid JSON") as e:
+        check_datasets(cfg, [pick_place_copy])
+    assert "does not fit" not in str(e.value)
+    cfg.embodiment.state_keys = ["state.left_arm", "state.tail"]
+    (pick_place_copy / "meta" / "modality.json").unlink()
+    shutil.copy(
+        shared_path("datasets", "robot_sim.PickNPlace", "meta", "modality.json"), pick_place_copy / "meta"
+    )
+    with pytest.raises(PreflightError, match=r"does not fit embodiment=gr1_arms_only:\n.*state\.tail"):
+        check_datasets(cfg, [pick_place_copy])

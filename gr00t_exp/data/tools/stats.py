@@ -6,12 +6,14 @@ from gr00t_exp.data.errors import DatasetError
 from gr00t_exp.data.meta import load_meta
 from gr00t_exp.data.stats import atomic_write_json, compute_all_stats
 from gr00t_exp.data.tools.common import tool_dataset_path, tool_output_dir
+from gr00t_exp.data.tools.validate import chosen_embodiment
 
 
 def run(cfg) -> int:
     """mode=stats: compute stats.json and relative_stats.json of tools.dataset (or data.sources[0])."""
     try:
-        meta = load_meta(tool_dataset_path(cfg), cfg.get("embodiment"), check_embodiment=False)
+        # the composed default embodiment says nothing about this dataset: only a chosen one applies
+        meta = load_meta(tool_dataset_path(cfg), chosen_embodiment(cfg), check_embodiment=False)
         stats, rel = compute_all_stats(meta)
     except DatasetError as e:
         print(f"error: {e}")

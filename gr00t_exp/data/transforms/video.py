@@ -61,11 +61,36 @@ class VideoTransform(VideoTransformConfig):
         """One sample: uint8 (..., H, W, 3) (e.g. (T, V, H, W, 3)) -> uint8 (..., resize, resize, 3)."""
         return self.batch(_as_tensor(frames).unsqueeze(0), generator)[0]
 
+    def jitters(self) -> bool:
+        """Whether this transform applies a colour jitter (training with a non-zero range)."""
+        return self.training and bool(self.brightness or self.contrast or self.saturation or self.hue)
+
+    def sample_params(
+        self, b: int, h: int, w: int, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The random draws of `b` samples of (H, W) frames, in the order `batch` consumes them:
+        crop offsets `top`, `left` (B,) int64, then (when jittering) the `sample_jitter` factors.
+        The device-side augmentation (transforms/video_batch.py) applies the same draws."""
+        ch, cw = self.crop_size(h, w)
+        if self.training:
+            top = torch.randint(0, h - ch + 1, (b,), generator=generator)
+            left = torch.randint(0, w - cw + 1, (b,), generator=generator)
+        else:
+            top = torch.full((b,), int(round((h - ch) / 2.0)), dtype=torch.int64)
+            left = torch.full((b,), int(round((w - cw) / 2.0)), dtype=torch.int64)
+        params = {"top": top, "left": left}
+        if self.jitters():
+            params.update(self.sample_jitter(b, generator))
+        return params
+
     def batch(
-        self, frames: torch.Tensor | np.ndarray, generator: torch.Generator | None = None
+        self,
+        frames: torch.Tensor | np.ndarray,
+        generator: torch.Generator | None = None,
+        params: dict[str, torch.Tensor] | None = None,
     ) -> np.ndarray:
         """B samples at once: uint8 (B, ..., H, W, 3); each sample gets its own crop and jitter,
-        shared by all its frames/views."""
+        shared by all its frames/views. `params` (from `sample_params`) replaces the draws."""
         x = _as_tensor(frames)
         if x.dtype != torch.uint8:
             raise TypeError(f"video frames must be uint8, got {x.dtype}")
@@ -74,11 +99,8 @@ class VideoTransform(VideoTransformConfig):
         n = int(np.prod(lead)) if len(lead) else 1
         x = x.reshape(b, n, h, w, 3)
         ch, cw = self.crop_size(h, w)
-        if self.training:
-            tops = torch.randint(0, h - ch + 1, (b,), generator=generator).tolist()
-            lefts = torch.randint(0, w - cw + 1, (b,), generator=generator).tolist()
-        else:
-            tops, lefts = [int(round((h - ch) / 2.0))] * b, [int(round((w - cw) / 2.0))] * b
+        p = self.sample_params(b, h, w, generator) if params is None else params
+        tops, lefts = p["top"].tolist(), p["left"].tolist()
         crops = torch.stack(
             [x[i, :, t : t + ch, c : c + cw] for i, (t, c) in enumerate(zip(tops, lefts, strict=True))]
         )
@@ -91,10 +113,10 @@ class VideoTransform(VideoTransformConfig):
                 antialias=True,
                 align_corners=False,
             )
-        if self.training and (self.brightness or self.contrast or self.saturation or self.hue):
+        if "order" in p:
             # planar float layout: per-channel axpy passes beat a (P,3)x(3,3) bmm by ~5x
             planar = y.contiguous().reshape(b, n, 3, -1).float()
-            y = self._jitter(planar, generator).reshape(b * n, 3, self.resize, self.resize)
+            y = self._jitter(planar, p).reshape(b * n, 3, self.resize, self.resize)
         y = y.permute(0, 2, 3, 1)  # (B*N, S, S, 3)
         return y.reshape(b, *lead, self.resize, self.resize, 3).contiguous().numpy()
 
@@ -111,12 +133,11 @@ class VideoTransform(VideoTransformConfig):
             "order": torch.stack([torch.randperm(4, generator=generator) for _ in range(b)]),
         }
 
-    def _jitter(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """x: float planar (B, N, 3, P) in [0, 255] -> uint8 (B, N, 3, P).
+    def _jitter(self, x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
+        """x: float planar (B, N, 3, P) in [0, 255] -> uint8 (B, N, 3, P); p: `sample_jitter` draws.
 
         One affine colour map per sample; the contrast step's offset depends on each frame's mean."""
         b, n = x.shape[:2]
-        p = self.sample_jitter(b, generator)
         mean = x.mean(dim=-1)  # (B, N, 3): contrast blends towards the frame's mean grey
         eye = torch.eye(3)
         m = eye.expand(b, 3, 3).clone()

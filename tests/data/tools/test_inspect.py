@@ -6,9 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
+from gr00t_exp.data.config import EmbodimentConfig
 from gr00t_exp.data.errors import DatasetError
-from gr00t_exp.data.tools.inspect import inspect_dataset
+from gr00t_exp.data.meta import load_meta
+from gr00t_exp.data.tools.derive import derive_embodiment
+from gr00t_exp.data.tools.inspect import inspect_dataset, raw_sample, read_frames
+from tests.fixtures import shared_path
 
 
 def test_inspect_synthetic(synthetic_dataset: Path, tmp_path: Path, hash_tree, gr1_embodiment):
@@ -39,3 +44,24 @@ def test_mode_inspect_demo(pick_place: Path, tmp_path: Path, run_cli, hash_tree)
         tmp_path / "run/state_action_ep4.png"
     ).exists()
     assert hash_tree(pick_place) == before
+
+
+def test_inspect_v30_follows_the_episode(tmp_path: Path, hash_tree):
+    """LeRobot v3.0 read in place: the raw and the transformed sample both come from tools.episode,
+    and the frames from the episode's span inside the shared mp4."""
+    root = shared_path("datasets", "lerobot_v30_h264")
+    before = hash_tree(root)
+    meta = load_meta(root)
+    emb = OmegaConf.merge(OmegaConf.structured(EmbodimentConfig), derive_embodiment(meta))
+    res = inspect_dataset(root, tmp_path, episode=1, embodiment=emb)
+    assert res["transformed_sample_status"] == "ok"
+    assert res["transformed_sample"]["language"] == "str 'push the blue block left'"  # episode 1's task
+    assert res["raw_sample"]["annotation.human.task_description"] == "list[1] ['push the blue block left']"
+    cam = "observation.images.cam_high"
+    mp4 = meta.video_path(1, cam)
+    whole = read_frames(mp4, 132)
+    assert len(whole) == 132
+    first = raw_sample(meta, 1)["video.cam_high"][0]
+    assert (first == whole[30]).all()  # episode 1 starts at frame 30 (from_timestamp 2.0 s at 15 fps)
+    assert len(read_frames(mp4, 8, meta.video_span(1, cam))) == 8
+    assert hash_tree(root) == before

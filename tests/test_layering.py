@@ -1,0 +1,64 @@
+"""Dependency direction between the subpackages: each is imported, every module of it, in a fresh
+interpreter, and the gr00t_exp modules that came along must all be allowed.
+
+Layers, bottom up: the client distribution (nothing of gr00t_exp); data, model, embodiment; serve
+and eval (never the robot, training or tools above them); train (evaluates after fit); robot
+(a consumer of served policies); export; bench, config and cli at the top.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.fixtures import REPO_ROOT
+
+ABOVE_DATA = ("train", "serve", "robot", "eval", "bench", "export", "config", "cli")
+# package -> gr00t_exp subpackages it must not load (directly or through another module).
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "gr00t_exp.data": ABOVE_DATA,
+    "gr00t_exp.model": ABOVE_DATA,
+    "gr00t_exp.embodiment": ABOVE_DATA,
+    "gr00t_exp.serve": ("robot", "train", "eval", "bench", "export", "config", "cli"),
+    "gr00t_exp.eval": ("train", "serve", "robot", "bench", "export", "cli"),
+    "gr00t_exp.train": ("serve", "robot", "bench", "export", "cli"),
+    "gr00t_exp.robot": ("train", "eval", "bench", "export", "config", "cli"),
+    "gr00t_exp.export": ("train", "serve", "robot", "eval", "bench", "cli"),
+}
+
+PROBE = """
+import importlib, json, pkgutil, sys
+pkg = importlib.import_module(sys.argv[1])
+for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
+    if not info.name.endswith("__main__"):
+        importlib.import_module(info.name)
+print(json.dumps(sorted(m for m in sys.modules if m == "gr00t_exp" or m.startswith("gr00t_exp."))))
+"""
+
+
+def _loaded_by(package: str) -> list[str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, package], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, f"importing every module of {package} failed:\n{proc.stderr[-3000:]}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow  # one interpreter (torch and all) per subpackage
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_subpackage_imports_only_downward(package):
+    loaded = _loaded_by(package)
+    bad = sorted(
+        m
+        for m in loaded
+        for up in FORBIDDEN[package]
+        if m == f"gr00t_exp.{up}" or m.startswith(f"gr00t_exp.{up}.")
+    )
+    assert not bad, f"{package} loads {bad}: move the shared piece down a layer (or the caller up)"
+
+
+def test_the_client_distribution_imports_nothing_of_gr00t_exp():
+    assert _loaded_by("gr00t_exp_client") == []
