@@ -11,6 +11,7 @@ from hydra.errors import ConfigCompositionException
 
 from gr00t_exp.cli import MODES, ModeNotAvailable, resolve
 from gr00t_exp.config.compose import compose_config as compose
+from gr00t_exp.config.schema import Mode
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,3 +63,8 @@ def test_run_py_exits_nonzero_on_a_bad_override():
     )
     assert proc.returncode != 0
     assert "no_such_key" in proc.stderr + proc.stdout
+
+
+def test_the_mode_type_is_the_mode_table():
+    assert [m.value for m in Mode] == list(MODES)
+    assert str(Mode("eval")) == "eval"  # `${mode}` in paths

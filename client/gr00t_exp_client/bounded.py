@@ -49,10 +49,34 @@ class RequestHead:
     entries: int = 0
 
 
-# (fixed payload bytes) of the scalar type bytes 0xc0..0xd3 that are not containers/str/bin/ext
-_SCALAR = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8,
-           0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}  # fmt: skip
-_LEN = {1: ">B", 2: ">H", 4: ">I"}
+# One entry per msgpack type byte: (kind, n, length-field format). kind is scalar | str | bin |
+# array | map | never | ext; n is the fixed payload size (scalars), the inline count/length
+# (fix* types), or None when a big-endian length field of that struct format follows.
+def _type_table() -> list[tuple[str, int | None, str | None]]:
+    t: list[tuple[str, int | None, str | None]] = [("ext", 0, None)] * 256
+    for b in range(256):
+        if b <= 0x7F or b >= 0xE0:
+            t[b] = ("scalar", 0, None)
+        elif b <= 0x8F:
+            t[b] = ("map", b & 0x0F, None)
+        elif b <= 0x9F:
+            t[b] = ("array", b & 0x0F, None)
+        elif b <= 0xBF:
+            t[b] = ("str", b & 0x1F, None)
+    fixed = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8,
+             0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}  # fmt: skip
+    for b, size in fixed.items():
+        t[b] = ("scalar", size, None)
+    sized = {0xD9: ("str", ">B"), 0xDA: ("str", ">H"), 0xDB: ("str", ">I"),
+             0xC4: ("bin", ">B"), 0xC5: ("bin", ">H"), 0xC6: ("bin", ">I"),
+             0xDC: ("array", ">H"), 0xDD: ("array", ">I"), 0xDE: ("map", ">H"), 0xDF: ("map", ">I")}  # fmt: skip
+    for b, (kind, fmt) in sized.items():
+        t[b] = (kind, None, fmt)
+    t[0xC1] = ("never", 0, None)
+    return t
+
+
+_TYPES = _type_table()
 _INT = {0xCC: (1, ">B"), 0xCD: (2, ">H"), 0xCE: (4, ">I"), 0xCF: (8, ">Q"),
         0xD0: (1, ">b"), 0xD1: (2, ">h"), 0xD2: (4, ">i"), 0xD3: (8, ">q")}  # fmt: skip
 
@@ -69,12 +93,6 @@ class _Scanner:
         if self.pos + k > self.n:
             raise WireError("truncated msgpack message")
 
-    def _uint(self, size: int) -> int:
-        self._need(size)
-        v = struct.unpack_from(_LEN[size], self.buf, self.pos)[0]
-        self.pos += size
-        return v
-
     def _add(self, count: int) -> None:
         self.entries += count
         if self.entries > self.limits.max_entries:
@@ -85,32 +103,25 @@ class _Scanner:
 
     def header(self) -> tuple[str, int]:
         """(kind, n) of the next object, pos after its header; kind: scalar|str|bin|array|map."""
-        self._need(1)
-        b = self.buf[self.pos]
+        if self.pos >= self.n:
+            raise WireError("truncated msgpack message")
+        kind, n, fmt = _TYPES[self.buf[self.pos]]
         self.pos += 1
-        if b <= 0x7F or b >= 0xE0:
+        if fmt is not None:
+            size = struct.calcsize(fmt)
+            self._need(size)
+            n = struct.unpack_from(fmt, self.buf, self.pos)[0]
+            self.pos += size
+        elif kind == "scalar":
+            if n:
+                self._need(n)
+                self.pos += n
             return "scalar", 0
-        if b <= 0x8F:
-            return "map", b & 0x0F
-        if b <= 0x9F:
-            return "array", b & 0x0F
-        if b <= 0xBF:
-            return "str", b & 0x1F
-        if b in _SCALAR:
-            self._need(_SCALAR[b])
-            self.pos += _SCALAR[b]
-            return "scalar", 0
-        if b in (0xD9, 0xDA, 0xDB):
-            return "str", self._uint({0xD9: 1, 0xDA: 2, 0xDB: 4}[b])
-        if b in (0xC4, 0xC5, 0xC6):
-            return "bin", self._uint({0xC4: 1, 0xC5: 2, 0xC6: 4}[b])
-        if b in (0xDC, 0xDD):
-            return "array", self._uint(2 if b == 0xDC else 4)
-        if b in (0xDE, 0xDF):
-            return "map", self._uint(2 if b == 0xDE else 4)
-        if b == 0xC1:
+        elif kind == "never":
             raise WireError("msgpack byte 0xc1 is never used")
-        raise WireError("msgpack extension types are not part of the protocol")
+        elif kind == "ext":
+            raise WireError("msgpack extension types are not part of the protocol")
+        return kind, n
 
     def payload(self, kind: str, n: int) -> None:
         """Check and step over a str/bin payload of n bytes."""

@@ -5,9 +5,12 @@
 
 Params (bench.params): backends (default [torchcodec, pyav]), cached ([true, false]), workers
 ([0, 2]), cached_batches (bench.iters), uncached_batches (3), build (true: time a cold cache
-build per backend into a temporary dir, one decode thread). Stages are timed in-process
-(0 workers): decode = frame fetch + parquet rows, transform = video augmentation +
-normalisation + packing, collate = stacking + processor. End-to-end rows run the DataLoader.
+build per backend into a temporary dir, one decode thread), augment ([cpu]; gpu = the loader
+of data.augment_on=gpu: raw frames + augmentation draws, the augmentation itself left to the
+training device). Stages are timed in-process (0 workers): decode = frame fetch + parquet rows,
+transform = video augmentation (gpu: only its draws) + normalisation + packing, collate =
+stacking + processor (gpu: tokens only). With augment=gpu and CUDA present, the device side
+(BatchAugment on a host-to-device-copied batch) is timed too. End-to-end rows run the DataLoader.
 Writes `bench_dataloader.json` into paths.output_dir.
 """
 
@@ -29,6 +32,7 @@ from gr00t_exp.data.collate import Gr00tCollator
 from gr00t_exp.data.datamodule import Gr00tDataModule, worker_init_fn
 from gr00t_exp.data.dataset import Gr00tDataset
 from gr00t_exp.data.factory import make_dataset
+from gr00t_exp.data.transforms.video_batch import BatchAugment
 from gr00t_exp.data.video import FrameCache
 from gr00t_exp.data.video.backends import torchcodec_status
 
@@ -48,8 +52,7 @@ def _stage_split(ds: Gr00tDataset, collate: Gr00tCollator, bs: int, batches: int
         t0 = time.perf_counter()
         raws = [ds.raw_sample(*ds.locate(int(i))) for i in idx]
         t1 = time.perf_counter()
-        vids = ds.video_transform.batch(np.stack([r["video"] for r in raws]))
-        samples = [ds.finish(r, v) for r, v in zip(raws, vids, strict=True)]
+        samples = ds.transform_samples(raws)
         t2 = time.perf_counter()
         collate(samples)
         t3 = time.perf_counter()
@@ -57,6 +60,25 @@ def _stage_split(ds: Gr00tDataset, collate: Gr00tCollator, bs: int, batches: int
     ms = lambda t: 1000 * t / n  # noqa: E731
     return {"decode_ms": ms(t_dec), "transform_ms": ms(t_tf), "collate_ms": ms(t_col),
             "in_process_samples_s": n / (t_dec + t_tf + t_col)}  # fmt: skip
+
+
+def _device_augment_ms(ds: Gr00tDataset, collate: Gr00tCollator, bs: int, batches: int) -> float | None:
+    """Per batch: BatchAugment of a deferred batch already on the GPU (None without CUDA)."""
+    if not torch.cuda.is_available():
+        return None
+    augment, times = BatchAugment(), []
+    rng = np.random.default_rng(1)
+    for i in range(batches + 1):
+        batch = collate(ds.samples_at([ds.locate(int(j)) for j in rng.integers(0, len(ds), bs)]))
+        batch = {k: v.cuda(non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        batch["augment"] = {k: v.cuda() if torch.is_tensor(v) else v for k, v in batch["augment"].items()}
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        augment(batch)
+        torch.cuda.synchronize()
+        if i:  # the first call (kernel selection, allocator warm-up) is not timed
+            times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
 
 
 def _loader_rate(ds, collate, bs: int, workers: int, batches: int, seed: int) -> float:
@@ -87,6 +109,9 @@ def run(cfg: DictConfig) -> int:
     bs = int(cfg.bench.batch_size)
     cached_batches = int(_param(cfg, "cached_batches", cfg.bench.iters))
     uncached_batches = int(_param(cfg, "uncached_batches", 3))
+    augments = [str(a) for a in _param(cfg, "augment", ["cpu"])]
+    if set(augments) - {"cpu", "gpu"}:
+        raise ValueError(f"bench.params.augment={augments}: use cpu and/or gpu")
     dm = Gr00tDataModule.from_config(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         dm.cfg = OmegaConf.merge(dm.cfg, {"cache": {"build_on_setup": False, "enabled": False}})
@@ -125,16 +150,24 @@ def run(cfg: DictConfig) -> int:
                 ds = make_dataset(cfg.data, meta, cfg.embodiment, stats, episodes=eps, training=True,
                                   frame_cache=cache if cached else None, video_backend=backend)  # fmt: skip
                 nb = cached_batches if cached else uncached_batches
-                split = _stage_split(ds, collate, bs, max(2, nb // 5), np.random.default_rng(0))
-                row = {"backend": backend, "cached": cached, **split}
-                for w in workers_list:
-                    row[f"samples_s_{w}w"] = _loader_rate(ds, collate, bs, w, nb, int(cfg.seed))
-                results["rows"].append(row)
-                rates = ", ".join(f"{w} workers {row[f'samples_s_{w}w']:.0f}" for w in workers_list)
-                row["loadavg_1m"] = os.getloadavg()[0]
-                print(f"[{backend}] {'cached  ' if cached else 'uncached'}: samples/s: {rates} | per sample "
-                      f"decode {split['decode_ms']:.2f} ms, transform {split['transform_ms']:.2f} ms, "
-                      f"collate {split['collate_ms']:.2f} ms | load avg {row['loadavg_1m']:.1f}")  # fmt: skip
+                for augment in augments:
+                    ds.defer_video_augment = augment == "gpu"
+                    split = _stage_split(ds, collate, bs, max(2, nb // 5), np.random.default_rng(0))
+                    row = {"backend": backend, "cached": cached, "augment": augment, **split}
+                    if augment == "gpu":
+                        row["device_augment_ms_per_batch"] = _device_augment_ms(
+                            ds, collate, bs, max(2, nb // 5)
+                        )
+                    for w in workers_list:
+                        row[f"samples_s_{w}w"] = _loader_rate(ds, collate, bs, w, nb, int(cfg.seed))
+                    results["rows"].append(row)
+                    rates = ", ".join(f"{w} workers {row[f'samples_s_{w}w']:.0f}" for w in workers_list)
+                    row["loadavg_1m"] = os.getloadavg()[0]
+                    dev = row.get("device_augment_ms_per_batch")
+                    dev_s = f" | device augment {dev:.2f} ms/batch" if dev is not None else ""
+                    print(f"[{backend}] {'cached  ' if cached else 'uncached'} augment={augment}: samples/s: {rates} "
+                          f"| per sample decode {split['decode_ms']:.2f} ms, transform {split['transform_ms']:.2f} ms, "
+                          f"collate {split['collate_ms']:.2f} ms{dev_s} | load avg {row['loadavg_1m']:.1f}")  # fmt: skip
     out = Path(str(cfg.paths.output_dir))
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_dataloader.json").write_text(json.dumps(results, indent=2))

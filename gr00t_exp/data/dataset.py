@@ -12,7 +12,9 @@ nearest-frame decoders instead return frame i + 1 for row i and repeat the last 
 
 Speed: frames come from the decoded-frame cache (uint8 memmap) when enabled, else from the
 video decoder; `__getitems__` (used by the DataLoader's batched fetch) runs the video transform
-once on the whole batch.
+once on the whole batch. With `defer_video_augment` (data.augment_on=gpu, training only) it only
+draws the augmentation parameters; the frames stay raw and are augmented batched on the device
+(transforms/video_batch.py).
 """
 
 from __future__ import annotations
@@ -288,6 +290,10 @@ class Gr00tDataset(Dataset):
         raws = [self.raw_sample(ep, base) for ep, base in locs]
         if not self.do_transform:
             return raws
+        return self.transform_samples(raws, generator)
+
+    def transform_samples(self, raws: list[dict], generator: torch.Generator | None = None) -> list[dict]:
+        """Raw samples -> model samples: video augmentation (or, deferred, its draws) + `finish`."""
         if self.defer_video_augment and self.training:
             return self._deferred_samples(raws, generator)
         videos = self.video_transform.batch(np.stack([r["video"] for r in raws]), generator)
@@ -309,7 +315,12 @@ class Gr00tDataset(Dataset):
         out = []
         for i, r in enumerate(raws):
             s = self.finish(r, r["video"])
-            s["augment"] = {"crop_h": ch, "crop_w": cw, "size": vt.resize, **{k: v[i] for k, v in draws.items()}}
+            s["augment"] = {
+                "crop_h": ch,
+                "crop_w": cw,
+                "size": vt.resize,
+                **{k: v[i] for k, v in draws.items()},
+            }
             out.append(s)
         return out
 

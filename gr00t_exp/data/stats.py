@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from gr00t_exp.data.meta import DatasetMeta, table_to_numpy
+from gr00t_exp.embodiment import prefixed
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def compute_all_stats(
         for key, (scol, ssl, acol, asl) in pairs.items():
             if scol in cols and acol in cols and cols[scol].ndim == 2 and cols[acol].ndim == 2:
                 rel = cols[acol][:, asl].astype(np.float64) - cols[scol][:, ssl].astype(np.float64)
-                rel_acc.setdefault(f"action.{key}", _Accumulator(max_quantile_rows, rng)).add(rel)
+                rel_acc.setdefault(prefixed("action", key), _Accumulator(max_quantile_rows, rng)).add(rel)
     stats = {k: a.result() for k, a in acc.items() if a.n}
     rel = {k: a.result() for k, a in rel_acc.items() if a.n}
     return stats, rel

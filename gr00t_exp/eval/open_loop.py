@@ -169,6 +169,24 @@ def _predict_episode(
     return pred_seq, starts, sse, n
 
 
+def _write_metrics(
+    out: Path, summary: dict, per_ep: dict[int, dict], setup: _Setup, checkpoint: str | Path | None
+) -> Path:
+    """<out>/metrics.json: the summary, each episode's metrics and what was evaluated."""
+    result = {
+        "summary": summary,
+        "episodes": {str(k): v for k, v in per_ep.items()},
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "dataset": str(setup.meta.root),
+        "action_horizon": setup.layout.action_horizon,
+        "units": "unnormalised (dataset units)",
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "metrics.json"
+    path.write_text(json.dumps(result, indent=2))
+    return path
+
+
 def evaluate(
     cfg: DictConfig,
     model: torch.nn.Module | None = None,
@@ -212,17 +230,7 @@ def evaluate(
     summary = aggregate(per_ep)
     if norm_n > 0:
         summary["normalized_mse"] = norm_sse / norm_n
-    result = {
-        "summary": summary,
-        "episodes": {str(k): v for k, v in per_ep.items()},
-        "checkpoint": str(checkpoint) if checkpoint else None,
-        "dataset": str(setup.meta.root),
-        "action_horizon": setup.layout.action_horizon,
-        "units": "unnormalised (dataset units)",
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    metrics_path = out / "metrics.json"
-    metrics_path.write_text(json.dumps(result, indent=2))
+    metrics_path = _write_metrics(out, summary, per_ep, setup, checkpoint)
     log.info(
         "open-loop evaluation on episodes %s: MSE %.5g (mean baseline %.5g)",
         episodes,

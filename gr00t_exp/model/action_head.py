@@ -28,6 +28,13 @@ class VLContext:
     prefix: Tensor  # (B, 1 + num_future_tokens, D): state token then future tokens
 
 
+def euler_timesteps(num_steps: int, num_buckets: int, batch_size: int, device: torch.device) -> Tensor:
+    """Integer buckets int(k / n * num_buckets) of the n Euler steps from t = 0, each repeated for the
+    batch, step-major: (n * B,). Shared by N1.5 and N1.6 (same schedule, dt = 1 / n)."""
+    buckets = [int(k / float(num_steps) * num_buckets) for k in range(num_steps)]
+    return torch.cat([torch.full((batch_size,), k, dtype=torch.long, device=device) for k in buckets])
+
+
 class FlowMatchingActionHead(nn.Module):
     def __init__(self, cfg: ActionHeadConfig) -> None:
         super().__init__()
@@ -151,8 +158,7 @@ class FlowMatchingActionHead(nn.Module):
         b, horizon = x.shape[:2]
         dt = 1.0 / n
         # Everything that depends on the timestep only, for all n steps at once (step-major rows).
-        buckets = [int(k / float(n) * self.config.num_timestep_buckets) for k in range(n)]
-        all_t = torch.cat([torch.full((b,), k, dtype=torch.long, device=x.device) for k in buckets])
+        all_t = euler_timesteps(n, self.config.num_timestep_buckets, b, x.device)
         all_mods = [m.view(n, b, -1) for m in self.model.time_modulation(all_t)]
         all_tau = self.action_encoder.time_features(all_t, horizon, x.dtype).view(n, b, horizon, -1)
         velocities = []

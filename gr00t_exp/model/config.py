@@ -42,7 +42,7 @@ class ModelConfig:
     # are still used when they can be read locally; else the preset): full-size benchmarks without weights.
     random_init: bool = False
     # Architecture used without a base model: a preset shipped in gr00t_exp/model/assets/arch/.
-    arch_preset: str = "gr00t_n15_3b"  # gr00t_n15_3b | gr00t_n15_tiny
+    arch_preset: str = "gr00t_n15_3b"  # gr00t_n15_3b | gr00t_n15_tiny | gr00t_n16_3b | gr00t_n16_tiny
     # Overrides deep-merged into the preset's config.json dict; the key `eagle` is merged into
     # eagle_config.json instead (e.g. {eagle: {text_config: {hidden_size: 64}}}).
     arch: dict[str, Any] = field(default_factory=dict)

@@ -27,6 +27,9 @@ class CycleClock:
     _prev_wake: float | None = None
     _prev_mark: float | None = None
     mark_ns: int = 0  # wall-clock time (ns since the epoch) of the last `elapsed()` call
+    # wall clock - monotonic clock, fixed at creation: the wall-clock mark derives from the same
+    # reading as the elapsed time, so a preemption between two clock reads cannot skew them apart
+    _wall_offset: float = field(default_factory=lambda: time.time() - time.monotonic())
 
     def wait(self) -> float:
         """Block until the next tick; returns the wake-up time (time.monotonic())."""
@@ -55,7 +58,7 @@ class CycleClock:
         periods (40 ms at 250 Hz): a loaded host running the loop at 25 Hz still moves at the
         limits exactly; after a longer stall the motion lags (slower, never a jump)."""
         now = time.monotonic()
-        self.mark_ns = time.time_ns()
+        self.mark_ns = int((now + self._wall_offset) * 1e9)
         prev, self._prev_mark = self._prev_mark, now
         if prev is None:
             return self.period_s

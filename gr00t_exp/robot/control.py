@@ -315,6 +315,8 @@ class ControlLoop:
 
     def _dry_since(self, now: float, traj: Trajectory) -> Optional[float]:
         """When the action queue ran out (the trajectory holds its last waypoint since), or None."""
+        if traj.seq == 0:
+            return self._t_run  # no chunk yet: holding the start pose since the run began
         t_end = now + traj.time_left(now)
         if t_end >= now:
             return None

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from gr00t_exp.data.errors import DatasetError
 from gr00t_exp.data.meta import read_info
+from gr00t_exp.embodiment import bare
 from gr00t_exp.robot.arm import ArmIO, ModeMachineError
 from gr00t_exp.robot.cameras import CameraClient
 from gr00t_exp.robot.config import RobotConfig, robot_config
@@ -44,7 +45,7 @@ def _check_policy_keys(policy, layout) -> None:
     except Exception as e:
         raise PreflightError(f"policy get_modality_config failed: {e}") from e
     # N1.5 servers prefix keys ("action.left_arm"), N1.6 servers send bare names ("left_arm").
-    served = [k.split(".", 1)[-1] for k in (mc.get("action", {}) or {}).get("modality_keys", [])]
+    served = [bare(k, "action") for k in (mc.get("action", {}) or {}).get("modality_keys", [])]
     missing = [k for k in layout.action_keys if k not in served]
     if served and missing:
         raise PreflightError(

@@ -9,6 +9,7 @@ The data order is the ResumableSampler's, a function of (seed, position) as well
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,12 @@ from gr00t_exp.data.transforms.video_batch import BatchAugment
 from gr00t_exp.model.tuning import set_frozen_modules_to_eval
 from gr00t_exp.train.config import OptimConfig
 from gr00t_exp.train.optim import build_optimizer, build_scheduler, use_fused
+
+# Lightning notes that this module's `on_after_batch_transfer` runs although a DataModule is passed:
+# that is the design (the DataModule defines no such hook), so the note is only noise in every run.
+warnings.filterwarnings(
+    "ignore", message=r"You have overridden `on_after_batch_transfer` in `LightningModule`"
+)
 
 
 def step_seed(seed: int, step: int, rank: int = 0, stream: int = 0) -> int:

@@ -95,7 +95,12 @@ def test_crop_offsets_and_jitter_draws_have_the_configured_distributions():
         expected = 4800 / span
         chi2 = float(((counts - expected) ** 2 / expected).sum())
         assert chi2 < span - 1 + 5 * np.sqrt(2 * (span - 1)), (key, chi2)
-    for key, lo, hi in (("brightness", 0.7, 1.3), ("contrast", 0.6, 1.4), ("saturation", 0.5, 1.5), ("hue", -0.08, 0.08)):
+    for key, lo, hi in (
+        ("brightness", 0.7, 1.3),
+        ("contrast", 0.6, 1.4),
+        ("saturation", 0.5, 1.5),
+        ("hue", -0.08, 0.08),
+    ):
         v = p[key].numpy()
         assert lo <= v.min() and v.max() <= hi
         # mean and variance of U(lo, hi) within 5 standard errors
@@ -126,13 +131,19 @@ def test_pixel_statistics_match_the_cpu_path_over_independent_draws():
 def test_batch_augment_normalises_like_the_processor_and_passes_other_batches():
     x = _noise(2, 2, 36, 36, seed=3)
     vt = VideoTransform(resize=32)
-    aug = {**_device_params(vt, 2, 36, 36, 4), "mean": torch.full((3,), 127.5), "std": torch.full((3,), 127.5)}
+    aug = {
+        **_device_params(vt, 2, 36, 36, 4),
+        "mean": torch.full((3,), 127.5),
+        "std": torch.full((3,), 127.5),
+    }
     batch = {"video": torch.from_numpy(x), "augment": aug, "state": torch.zeros(2, 1, 64)}
     out = BatchAugment()(batch)
     assert set(out) == {"eagle_pixel_values", "state"}
     pv = out["eagle_pixel_values"]
     assert pv.shape == (4, 3, 32, 32) and pv.dtype == torch.float32
-    want = (torch.from_numpy(_device_out(vt, x, 4)).reshape(4, 32, 32, 3).permute(0, 3, 1, 2).float() - 127.5) / 127.5
+    want = (
+        torch.from_numpy(_device_out(vt, x, 4)).reshape(4, 32, 32, 3).permute(0, 3, 1, 2).float() - 127.5
+    ) / 127.5
     torch.testing.assert_close(pv, want, rtol=0, atol=1e-6)
     plain = {"eagle_pixel_values": torch.zeros(1), "state": torch.ones(1)}
     assert BatchAugment()(dict(plain)) == plain

@@ -53,7 +53,7 @@ def test_lowstate_faults_hold_then_ramp_down(rig, domain_id, fault):
     assert not res.ok
     expect = {"stop_publishing": "silent", "nan": "NaN", "corrupt_crc": "bad CRC"}[fault]
     assert expect in res.reason, res.reason
-    assert res.run_s < 3.0
+    assert res.run_s < 5.0  # max_episode_s 5: stopped by the fault (seconds on a loaded host)
     assert_graceful(res, rc, g1)
     # Hold: once the runner noticed (at once for NaN; after lowstate_stale_s otherwise), the joint
     # commands the fake received only braked to a stop and then stayed, ramp-down included.
@@ -84,7 +84,7 @@ def test_policy_errors_hold_pose_then_stop(rig, domain_id):
     """A policy call that fails (raises after 100 ms) every time: hold the last waypoint, stop after
     policy_timeout_s."""
     g1, _ = rig
-    rc = robot_cfg(domain_id, max_episode_s=8.0, policy_timeout_s=1.0, max_policy_errors=1000)
+    rc = robot_cfg(domain_id, max_episode_s=8.0, policy_timeout_s=1.5, max_policy_errors=1000)
     res = run_robot(rc, embodiment(video=False), ScriptedPolicy("stall_after", n=2))
     assert not res.ok and "policy timeout" in res.reason and res.policy_errors > 0
     assert_graceful(res, rc, g1)
@@ -237,8 +237,9 @@ def test_velocity_and_acceleration_hold_at_every_window_with_catch_up_cycles(rig
     grid = np.arange(t[0], t[-1], h)
     qg = np.stack([np.interp(grid, t, q[:, j]) for j in range(q.shape[1])], axis=1)
     acc = np.abs(np.diff(qg, 2, axis=0)).max(axis=1) / h**2
-    gaps = t[1:][np.diff(t) > MAX_STEP_PERIODS * res.period_s]
-    clean = np.array([not np.any((gaps >= g) & (gaps <= g + 2 * h)) for g in grid[:-2]])
+    long = np.flatnonzero(np.diff(t) > MAX_STEP_PERIODS * res.period_s)
+    g_start, g_end = t[long], t[long + 1]  # stalls: [last command before, first command after]
+    clean = np.array([not np.any((g_start <= g + 2 * h) & (g_end >= g)) for g in grid[:-2]])
     assert clean.sum() >= 5, "the host stalled nearly all the time"
     assert 0.5 * amax <= acc[clean].max() <= amax * 1.1 + 0.3, acc[clean].max()  # active, and held
 
@@ -249,18 +250,22 @@ def test_robot_not_following_stops_with_a_reason(rig, domain_id, fault):
     """Commands rejected mid-run (the robot switched mode / now expects another mode_machine): the
     measured joints stop tracking, the runner ramps down and reports a failure."""
     g1, _ = rig
-    rc = robot_cfg(domain_id, max_episode_s=4.0, max_tracking_error=0.1, tracking_error_s=0.2)
+    rc = robot_cfg(domain_id, max_episode_s=10.0, max_tracking_error=0.1, tracking_error_s=0.2)
+    t_inject = []
 
     def inject():
+        t_inject.append(time.time())
         if fault == "reject_commands":
             g1.reject_commands = True
         else:
             g1.mode_machine = 6  # still reports 5: the runner's commands carry 5 and are ignored
 
-    threading.Timer(0.7, inject).start()
-    res = run_robot(rc, embodiment(video=False), ScriptedPolicy())
+    res = run_robot(rc, embodiment(video=False), ScriptedPolicy(on_call={3: inject}))
+    t_end = time.time()
     assert not res.ok and "does not follow" in res.reason and "max_tracking_error" in res.reason
-    assert res.run_s < 3.0
+    # over soon after the robot stopped following (tracking_error_s + the time the command needs to
+    # move max_tracking_error away + the ramp-down + a loaded host), not at max_episode_s
+    assert t_end - t_inject[0] < 3.0
     assert (g1.rejected if fault == "reject_commands" else g1.bad_mode_machine) > 20
     assert res.weights[-1] == 0.0 and res.tracking_error_max > 0.1
 

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from gr00t_exp.data.config import EmbodimentConfig
 from gr00t_exp.data.meta import DatasetMeta
+from gr00t_exp.embodiment import prefixed
 
 _LANG_PREFERENCE = (
     "human.action.task_description",
@@ -37,12 +38,12 @@ def derive_embodiment(meta: DatasetMeta, name: str | None = None) -> dict[str, A
 
     def norm(group: str) -> dict[str, str]:
         return {
-            f"{group}.{k}": ("min_max" if s.is_continuous else "binary")
+            prefixed(group, k): ("min_max" if s.is_continuous else "binary")
             for k, s in getattr(mod, group).items()
         }
 
     def rotations(group: str) -> dict[str, str]:
-        return {f"{group}.{k}": "rotation_6d" for k, s in getattr(mod, group).items() if s.rotation_type}
+        return {prefixed(group, k): "rotation_6d" for k, s in getattr(mod, group).items() if s.rotation_type}
 
     action_dims = sum(s.width for s in mod.action.values())
     state_dims = sum(s.width for s in mod.state.values())
@@ -53,7 +54,7 @@ def derive_embodiment(meta: DatasetMeta, name: str | None = None) -> dict[str, A
         "extra_video_keys": [],
         "state_keys": mod.prefixed_keys("state"),
         "action_keys": mod.prefixed_keys("action"),
-        "language_key": f"annotation.{lang}",
+        "language_key": prefixed("annotation", lang),
         "observation_indices": [0],
         "action_indices": list(range(16)),
         "state_normalization": norm("state"),

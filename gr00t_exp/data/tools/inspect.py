@@ -19,6 +19,7 @@ import numpy as np
 from gr00t_exp.data.errors import DatasetError, error
 from gr00t_exp.data.meta import DatasetMeta, load_meta
 from gr00t_exp.data.tools.validate import chosen_embodiment
+from gr00t_exp.embodiment import prefixed
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +70,17 @@ def raw_sample(meta: DatasetMeta, episode: int, step: int = 0) -> dict[str, Any]
         for key, spec in getattr(mod, group).items():
             col = data.get(mod.column(group, key))
             if col is not None:
-                sample[f"{group}.{key}"] = np.asarray(col[step : step + 1, spec.start : spec.end])
+                sample[prefixed(group, key)] = np.asarray(col[step : step + 1, spec.start : spec.end])
     for key, v in mod.video.items():
         path = meta.video_path(episode, v.original_key)
         if path.exists():
             frames = read_frames(path, 1, meta.video_span(episode, v.original_key))
             if frames:
-                sample[f"video.{key}"] = frames[0][None]
+                sample[prefixed("video", key)] = frames[0][None]
     for key in mod.annotation:
         col = data.get(mod.column("annotation", key))
         if col is not None:
-            sample[f"annotation.{key}"] = [meta.tasks.get(int(col[step]), f"<task {int(col[step])}>")]
+            sample[prefixed("annotation", key)] = [meta.tasks.get(int(col[step]), f"<task {int(col[step])}>")]
     return sample
 
 

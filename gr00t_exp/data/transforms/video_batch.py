@@ -86,7 +86,9 @@ def jitter_affine(mean: torch.Tensor, p: Mapping[str, torch.Tensor]) -> tuple[to
     dev = mean.device
     eye = torch.eye(3, device=dev)
     grey = _GREY.to(dev)
-    bri, con, sat = (p[k].to(dev, torch.float32)[:, None, None] for k in ("brightness", "contrast", "saturation"))
+    bri, con, sat = (
+        p[k].to(dev, torch.float32)[:, None, None] for k in ("brightness", "contrast", "saturation")
+    )
     candidates = torch.stack(
         [bri * eye, con * eye, sat * eye + (1 - sat) * grey.expand(3, 3), _hue_matrices(p["hue"].to(dev))],
         dim=1,

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from gr00t_exp.model.action_head import euler_timesteps
 from gr00t_exp.model.dit import KV, DiT
 from gr00t_exp.model.embodiment_mlp import CategorySpecificMLP, MultiEmbodimentActionEncoder
 from gr00t_exp.model.n16.config import Gr00tN16Config
@@ -215,8 +216,7 @@ class N16ActionHead(nn.Module):
         x = init_noise.to(self.dtype)
         b, horizon = x.shape[:2]
         dt = 1.0 / n
-        buckets = [int(k / float(n) * self.config.num_timestep_buckets) for k in range(n)]
-        all_t = torch.cat([torch.full((b,), k, dtype=torch.long, device=x.device) for k in buckets])
+        all_t = euler_timesteps(n, self.config.num_timestep_buckets, b, x.device)
         all_mods = [m.view(n, b, -1) for m in self.model.time_modulation(all_t)]
         all_tau = self.action_encoder.time_features(all_t, horizon, x.dtype).view(n, b, horizon, -1)
         velocities, dit_outputs = [], []

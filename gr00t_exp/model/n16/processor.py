@@ -232,7 +232,9 @@ class Gr00tN16Processor:
                 f"(have {sorted(self.modality_configs)})"
             )
         views = mods["video"]["modality_keys"]
-        frames = [np.asarray(images[v]) if not isinstance(images[v], np.ndarray) else images[v] for v in views]
+        frames = [
+            np.asarray(images[v]) if not isinstance(images[v], np.ndarray) else images[v] for v in views
+        ]
         frames = [f if f.ndim == 4 else f[None] for f in frames]
         ordered = [frames[j][t] for t in range(frames[0].shape[0]) for j in range(len(views))]
         imgs = [eval_transform(f, self.edge, self.crop_fraction) for f in ordered]
@@ -293,7 +295,11 @@ class Gr00tN16Processor:
         self, embodiment: str, action_pred: np.ndarray | torch.Tensor, state: Mapping[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
         """Model output (H, A) of one sample -> absolute actions per group (the real steps only)."""
-        a = action_pred.detach().float().cpu().numpy() if isinstance(action_pred, torch.Tensor) else action_pred
+        a = (
+            action_pred.detach().float().cpu().numpy()
+            if isinstance(action_pred, torch.Tensor)
+            else action_pred
+        )
         steps = len(self.modality_configs[embodiment]["action"]["delta_indices"])
         return self.state_action.decode_action(embodiment, np.asarray(a)[:steps], state)
 

@@ -50,8 +50,13 @@ class ModalitySpec:
         specs = None
         if acts is not None:
             if len(acts) != len(d["modality_keys"]):
-                raise ValueError(f"{where}: action_configs has {len(acts)} entries for {len(d['modality_keys'])} keys")
-            specs = [ActionSpec(**{k: v for k, v in a.items() if k in ActionSpec.__dataclass_fields__}) for a in acts]
+                raise ValueError(
+                    f"{where}: action_configs has {len(acts)} entries for {len(d['modality_keys'])} keys"
+                )
+            specs = [
+                ActionSpec(**{k: v for k, v in a.items() if k in ActionSpec.__dataclass_fields__})
+                for a in acts
+            ]
         return cls(
             delta_indices=list(d.get("delta_indices", [0])),
             modality_keys=list(d["modality_keys"]),
@@ -63,7 +68,9 @@ class ModalitySpec:
 
 def _stats(stats: Mapping[str, Any], key: str, where: str) -> dict[str, np.ndarray]:
     if key not in stats:
-        raise KeyError(f"{where}: no statistics for `{key}` (have {sorted(stats)}); recompute statistics.json")
+        raise KeyError(
+            f"{where}: no statistics for `{key}` (have {sorted(stats)}); recompute statistics.json"
+        )
     return {k: np.asarray(v, dtype=np.float64) for k, v in stats[key].items()}
 
 
@@ -82,7 +89,9 @@ def meanstd(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
 class StateActionProcessor:
     """State / action normalisation of one checkpoint (all its embodiments)."""
 
-    def __init__(self, modality_configs: Mapping[str, Any], statistics: Mapping[str, Any], settings: Mapping[str, Any]):
+    def __init__(
+        self, modality_configs: Mapping[str, Any], statistics: Mapping[str, Any], settings: Mapping[str, Any]
+    ):
         self.modalities = {
             tag: {m: ModalitySpec.from_dict(d, f"processor_config.json: {tag}.{m}") for m, d in cfg.items()}
             for tag, cfg in modality_configs.items()
@@ -100,7 +109,9 @@ class StateActionProcessor:
                 f"{sorted(self.modalities)}); fine-tune with that embodiment or pick one of these"
             )
         if tag not in self.statistics:
-            raise KeyError(f"statistics.json: no statistics for embodiment {tag!r} (have {sorted(self.statistics)})")
+            raise KeyError(
+                f"statistics.json: no statistics for embodiment {tag!r} (have {sorted(self.statistics)})"
+            )
         return self.modalities[tag], self.statistics[tag]
 
     def _bounds(self, s: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -135,7 +146,9 @@ class StateActionProcessor:
     def _is_relative(self, a: ActionSpec) -> bool:
         return self.use_relative_action and a.rep.upper() == "RELATIVE"
 
-    def _action_stats(self, tag: str, stats: Mapping[str, Any], key: str, relative: bool) -> dict[str, np.ndarray]:
+    def _action_stats(
+        self, tag: str, stats: Mapping[str, Any], key: str, relative: bool
+    ) -> dict[str, np.ndarray]:
         if relative:
             return _stats(stats.get("relative_action", {}), key, f"statistics.json: {tag}.relative_action")
         return _stats(stats["action"], key, f"statistics.json: {tag}.action")
@@ -145,7 +158,9 @@ class StateActionProcessor:
         # Relative stats are (T_stats, D): step t uses row t.
         return v[:steps] if v.ndim == 2 else v
 
-    def action(self, tag: str, raw: Mapping[str, np.ndarray], raw_state: Mapping[str, np.ndarray]) -> np.ndarray:
+    def action(
+        self, tag: str, raw: Mapping[str, np.ndarray], raw_state: Mapping[str, np.ndarray]
+    ) -> np.ndarray:
         """{group: (T, D)} absolute action chunk -> (T, sum of D) normalised float32."""
         spec, acts, stats = self._action_specs(tag)
         parts = []
