@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import default_collate
 
 NUMERIC_KEYS = ("state", "state_mask", "action", "action_mask", "embodiment_id")
 AUGMENT_KEY = "augment"
@@ -72,7 +73,9 @@ class Gr00tCollator:
     def _deferred(self, samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """Raw frames + stacked draws; with a processor, its token ids (one tile per image) and its
         image normalisation, so the device side needs nothing but the batch."""
-        video = torch.from_numpy(np.stack([s["video"] for s in samples]))
+        # default_collate stacks into shared memory when in a worker: the batch's largest array
+        # (raw frames, ~6 MB at 32 x 256x256) then crosses to the main process without another copy.
+        video = default_collate([torch.from_numpy(np.ascontiguousarray(s["video"])) for s in samples])
         aug = stack_augment(samples)
         out: dict[str, Any] = {"video": video, AUGMENT_KEY: aug}
         texts = [s["language"] for s in samples]

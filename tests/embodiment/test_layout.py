@@ -26,6 +26,7 @@ from gr00t_exp.embodiment import (
 )
 from gr00t_exp.robot.config import RobotConfig
 from gr00t_exp.robot.layout import RobotLayout
+from gr00t_exp.serve.checkpoint_meta import modality_from_metadata, video_sizes_from_metadata
 from gr00t_exp.serve.replay import ReplayPolicy
 from gr00t_exp.serve.run import spec_from_embodiment
 from gr00t_exp.train.metadata import build_metadata
@@ -193,3 +194,33 @@ def test_serving_replay_robot_and_export_read_the_layout_widths(g1_dataset):
     entry = build_metadata(emb, meta, load_or_compute_stats(meta, root.parent / "cache"))["new_embodiment"]
     assert {k: m["shape"][0] for k, m in entry["modalities"]["action"].items()} == widths
     assert entry["modalities"]["video"]["rs_view"]["resolution"] == [48, 32]  # [W, H]
+
+
+def test_a_checkpoints_metadata_gives_the_serving_layout():
+    """Gr00tPolicy's layout: widths, absolute flags, rotation types and frame sizes as recorded in
+    metadata.json (resolution is [W, H] there), over the training embodiment's keys."""
+    entry = {
+        "modalities": {
+            "state": {"eef": {"shape": [4], "rotation_type": "quaternion", "absolute": True}},
+            "action": {"eef": {"shape": [4], "absolute": False}, "grip": {"shape": [1], "continuous": False}},
+            "video": {"cam": {"resolution": [64, 48], "channels": 3}},
+        }
+    }
+    emb = {
+        "name": "arm",
+        "video_keys": ["video.cam"],
+        "state_keys": ["state.eef"],
+        "action_keys": ["action.eef", "action.grip"],
+        "state_target_rotations": {"state.eef": "rotation_6d"},
+    }
+    mod = modality_from_metadata(entry, "ckpt/experiment_cfg/metadata.json")
+    layout = EmbodimentLayout.build(emb, mod, video_sizes=video_sizes_from_metadata(entry), source="ckpt")
+    assert layout.widths("state") == {"eef": 4} and layout.widths("action") == {"eef": 4, "grip": 1}
+    eef = layout.spec("state", "eef")
+    assert eef.rotation_type == "quaternion" and eef.target_rotation == "rotation_6d"
+    assert not layout.spec("action", "eef").absolute and not layout.spec("action", "grip").continuous
+    assert [s.vector_slice for s in layout.action] == [slice(0, 4), slice(4, 5)]
+    assert layout.video_sizes() == {"cam": (48, 64)}
+    emb["action_keys"] = ["action.eef", "action.wrist"]
+    with pytest.raises(EmbodimentLayoutError, match=r"action\.wrist.*ckpt"):
+        EmbodimentLayout.build(emb, mod, source="ckpt")
