@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from gr00t_exp.config.compose import compose_config
 from gr00t_exp.embodiment import (
     UnknownEmbodimentTagError,
     families,
@@ -13,6 +14,7 @@ from gr00t_exp.embodiment import (
     projector_index,
     projector_table,
 )
+from gr00t_exp.train.checks import PreflightError, check_embodiment_fits_model
 from tests.fixtures import shared_path
 
 N15 = {"gr1": 24, "oxe_droid": 17, "agibot_genie1": 26, "new_embodiment": 31}
@@ -58,3 +60,12 @@ def test_model_family_from_the_model_config_name():
     assert family_of("gr00t_n16_3b") == "gr00t_n16"
     with pytest.raises(UnknownEmbodimentTagError, match="model.name='pi0'"):
         family_of("pi0")
+
+
+def test_preflight_checks_the_tag_against_the_models_family():
+    cfg = compose_config(["model=gr00t_n15", "embodiment=unitree_g1", "embodiment.embodiment_tag=unitree_g1"])
+    assert cfg.model.base_model_path  # pretrained: the tag must have a projector
+    with pytest.raises(PreflightError, match=r"'unitree_g1'.*gr00t_n15.*agibot_genie1, gr1, new_embodiment"):
+        check_embodiment_fits_model(cfg, [])
+    cfg.embodiment.embodiment_tag = "gr1"
+    check_embodiment_fits_model(cfg, [])

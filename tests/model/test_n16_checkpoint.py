@@ -212,3 +212,52 @@ def test_state_dropout_is_not_gated_by_training(ckpt_dir, nopad):
     assert torch.equal(out["state_features"][0], m.action_head.mask_token[0])
     assert torch.equal(out["state_features"][1], act["state_features"][1])
     assert not torch.equal(act["state_features"][0], m.action_head.mask_token[0])
+
+
+def test_gradient_checkpointing_same_gradients(nopad):
+    from gr00t_exp.model.n16.config import Gr00tN16Config
+    from gr00t_exp.model.n16.model import Gr00tN16
+
+    batch, ref = nopad
+    torch.manual_seed(0)
+    m = Gr00tN16(Gr00tN16Config.from_preset("gr00t_n16_tiny")).eval()
+
+    def grads(enabled: bool) -> dict[str, torch.Tensor]:
+        m.zero_grad()
+        m.set_gradient_checkpointing(enabled)
+        m.train()
+        for mod in m.modules():  # dropout off: the comparison must be deterministic
+            if isinstance(mod, torch.nn.Dropout):
+                mod.eval()
+        m(batch, noise=ref["train_noise"], t=ref["train_t"])["loss"].backward()
+        return {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+
+    plain, ckpt = grads(False), grads(True)
+    assert plain.keys() == ckpt.keys() and len(plain) > 100
+    assert max(max_diff(plain[k], ckpt[k]) for k in plain) < 1e-5
+
+
+def test_lora_on_the_dit_merges_back(ckpt_dir, nopad):
+    from omegaconf import OmegaConf
+
+    from gr00t_exp.model import load_pretrained
+    from gr00t_exp.model.config import ModelConfig
+    from gr00t_exp.model.tuning import apply_tuning, merge_lora
+
+    m = load_pretrained(ckpt_dir)
+    cfg = OmegaConf.structured(ModelConfig)
+    cfg.lora.rank = 4
+    apply_tuning(m, cfg)
+    trainable = [n for n, p in m.named_parameters() if p.requires_grad]
+    assert trainable and all(".lora_" in n for n in trainable if n.startswith("action_head.model."))
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if "lora_B" in n:
+                p.normal_(std=0.01)
+    batch, ref = nopad
+    with torch.no_grad():
+        before = m.get_action(batch, init_noise=ref["infer_init_noise"])["action_pred"]
+        merge_lora(m)
+        after = m.get_action(batch, init_noise=ref["infer_init_noise"])["action_pred"]
+    assert max_diff(before, after) < 1e-5 and max_diff(after, ref["action_pred"]) > 1e-4
+    assert not any(".lora_" in k for k in m.state_dict())
