@@ -23,7 +23,7 @@ from gr00t_exp.data.modality import Modality, feature_image_shape, parse_modalit
 from gr00t_exp.embodiment.convert import embodiment_config
 from gr00t_exp.embodiment.keys import bare, prefixed
 
-# Groups whose keys are slices of a concatenated vector (state/action) and the camera group.
+# Groups whose keys are slices of dataset columns, concatenated into the model's vectors.
 VECTOR_GROUPS: tuple[str, ...] = ("state", "action")
 
 

@@ -102,3 +102,20 @@ def test_eval_mode_exits_2_with_the_fix_when_nothing_is_held_out(tmp_path, capsy
     )
     assert run(cfg) == 2
     assert "eval.allow_train_episodes=true" in capsys.readouterr().err
+
+
+def test_training_without_held_out_episodes_skips_the_evaluation_and_says_why(tmp_path, caplog):
+    overrides = [o for o in FAST if o != "trainer.eval_after_fit=false"]
+    cfg = compose_config(
+        [
+            *overrides,
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            "data.val_episodes=0",
+            "trainer.eval_after_fit=true",
+        ],
+        output_dir=tmp_path / "train",
+    )
+    train(cfg)  # the run itself succeeds
+    assert (tmp_path / "train" / "export" / "last").is_dir()
+    assert "open-loop evaluation skipped" in caplog.text and "data.val_episodes=0" in caplog.text
+    assert not (tmp_path / "train" / "eval" / "metrics.json").exists()

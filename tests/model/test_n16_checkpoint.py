@@ -248,6 +248,7 @@ def test_lora_on_the_dit_merges_back(ckpt_dir, nopad):
     cfg = OmegaConf.structured(ModelConfig)
     cfg.lora.rank = 4
     apply_tuning(m, cfg)
+    m.eval()  # the injected adapters' dropout modules start in training mode
     trainable = [n for n, p in m.named_parameters() if p.requires_grad]
     assert trainable and all(".lora_" in n for n in trainable if n.startswith("action_head.model."))
     with torch.no_grad():
