@@ -3,7 +3,8 @@ interpreter, and the gr00t_exp modules that came along must all be allowed.
 
 Layers, bottom up: the client distribution (nothing of gr00t_exp); data, model, embodiment; serve
 and eval (never the robot, training or tools above them); train (evaluates after fit); robot
-(a consumer of served policies); export; bench, config and cli at the top.
+(a consumer of served policies); export; bench, the composed schema (config.schema, config.compose)
+and cli at the top.
 """
 
 from __future__ import annotations
@@ -16,17 +17,20 @@ import pytest
 
 from tests.fixtures import REPO_ROOT
 
-ABOVE_DATA = ("train", "serve", "robot", "eval", "bench", "export", "config", "cli")
+# The composed schema (and its composer) sits at the top; small helpers in gr00t_exp.config
+# (e.g. config.redact) may be used from anywhere.
+TOP = ("config.schema", "config.compose", "cli")
+ABOVE_DATA = ("train", "serve", "robot", "eval", "bench", "export", *TOP)
 # package -> gr00t_exp subpackages it must not load (directly or through another module).
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "gr00t_exp.data": ABOVE_DATA,
     "gr00t_exp.model": ABOVE_DATA,
     "gr00t_exp.embodiment": ABOVE_DATA,
-    "gr00t_exp.serve": ("robot", "train", "eval", "bench", "export", "config", "cli"),
-    "gr00t_exp.eval": ("train", "serve", "robot", "bench", "export", "cli"),
-    "gr00t_exp.train": ("serve", "robot", "bench", "export", "cli"),
-    "gr00t_exp.robot": ("train", "eval", "bench", "export", "config", "cli"),
-    "gr00t_exp.export": ("train", "serve", "robot", "eval", "bench", "cli"),
+    "gr00t_exp.serve": ("robot", "train", "eval", "bench", "export", *TOP),
+    "gr00t_exp.eval": ("train", "serve", "robot", "bench", "export", *TOP),
+    "gr00t_exp.train": ("serve", "robot", "bench", "export", *TOP),
+    "gr00t_exp.robot": ("train", "eval", "bench", "export", *TOP),
+    "gr00t_exp.export": ("train", "serve", "robot", "eval", "bench", *TOP),
 }
 
 PROBE = """

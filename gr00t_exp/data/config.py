@@ -106,3 +106,6 @@ class EmbodimentConfig:
     modality: Optional[dict[str, Any]] = None
     # Dataset cameras not fed to the model (still recorded / validated).
     extra_video_keys: list[str] = field(default_factory=list)
+    # GR00T N1.6 only: action keys predicted RELATIVE to the last observed state of the same key
+    # (N1.6's processor converts the dataset's absolute actions; statistics per chunk step).
+    relative_action_keys: list[str] = field(default_factory=list)

@@ -173,6 +173,10 @@ class Gr00tDataModule(pl.LightningDataModule):
             del kw["persistent_workers"], kw["prefetch_factor"]
         return kw
 
+    def collate_fn(self) -> Any:
+        """Samples -> model batch (a model family's data module may process differently)."""
+        return Gr00tCollator(self.processor)
+
     def _loader(self, ds: Dataset, shuffle: bool, batch_size: int | None = None) -> DataLoader:
         kw = self.loader_kwargs()
         if batch_size is not None:
@@ -180,7 +184,7 @@ class Gr00tDataModule(pl.LightningDataModule):
         return DataLoader(
             ds,
             shuffle=shuffle,
-            collate_fn=Gr00tCollator(self.processor),
+            collate_fn=self.collate_fn(),
             worker_init_fn=worker_init_fn,
             drop_last=False,
             generator=torch.Generator().manual_seed(self.seed),

@@ -387,7 +387,7 @@ def _check_discrete_normalization(modality: Modality, embodiment: Any, source: s
     for group in ("state", "action"):
         modes = dict(getattr(embodiment, f"{group}_normalization", None) or {})
         for key, mode in modes.items():
-            spec = getattr(modality, group).get(str(key).removeprefix(f"{group}."))
+            spec = getattr(modality, group).get(bare(key, group))
             if spec is not None and not spec.is_continuous and mode != "binary":
                 issues.append(
                     error(

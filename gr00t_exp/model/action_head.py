@@ -11,11 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gr00t_exp.model.config import ActionHeadConfig
+from gr00t_exp.model.derived import DerivedCache
 from gr00t_exp.model.dit import KV, DiT, SelfAttentionTransformer
-from gr00t_exp.model.embodiment_mlp import CategorySpecificMLP, MultiEmbodimentActionEncoder
+from gr00t_exp.model.embodiment_mlp import (
+    CategorySpecificLinear,
+    CategorySpecificMLP,
+    MultiEmbodimentActionEncoder,
+)
 
 
 @dataclass
@@ -26,6 +32,31 @@ class VLContext:
     cross_kv: list[KV | None]  # DiT cross-attention K/V per block
     state_features: Tensor  # (B, 1, D)
     prefix: Tensor  # (B, 1 + num_future_tokens, D): state token then future tokens
+
+
+def _take(layer: CategorySpecificLinear, ids: Tensor) -> tuple[Tensor, Tensor]:
+    """The (bias (B, 1, out), weight (B, in, out)) of each sample's embodiment."""
+    return layer.b[ids].unsqueeze(1), layer.W[ids]
+
+
+class BoundEmbodiment:
+    """The per-embodiment layers that run in every denoising step (action encoder, action decoder)
+    with each sample's weight slices gathered once per `get_action` instead of once per step and
+    layer. Same arithmetic as `MultiEmbodimentActionEncoder` / `CategorySpecificMLP` (baddbmm)."""
+
+    def __init__(self, encoder: MultiEmbodimentActionEncoder, decoder: CategorySpecificMLP, ids: Tensor):
+        self.enc = [_take(encoder.W1, ids), _take(encoder.W2, ids), _take(encoder.W3, ids)]
+        self.dec = [_take(decoder.layer1, ids), _take(decoder.layer2, ids)]
+
+    def encode(self, actions: Tensor, time_features: Tensor) -> Tensor:
+        (b1, w1), (b2, w2), (b3, w3) = self.enc
+        a = torch.baddbmm(b1, actions, w1)
+        x = F.silu(torch.baddbmm(b2, torch.cat([a, time_features], dim=-1), w2))
+        return torch.baddbmm(b3, x, w3)
+
+    def decode(self, x: Tensor) -> Tensor:
+        (b1, w1), (b2, w2) = self.dec
+        return torch.baddbmm(b2, F.relu(torch.baddbmm(b1, x, w1)), w2)
 
 
 def euler_timesteps(num_steps: int, num_buckets: int, batch_size: int, device: torch.device) -> Tensor:
@@ -63,6 +94,8 @@ class FlowMatchingActionHead(nn.Module):
             nn.init.normal_(self.position_embedding.weight, std=0.02)
         else:
             self.position_embedding = None
+        # Inference: timestep-only tensors of the fixed Euler buckets, per (steps, horizon, ...).
+        self._step_cache = DerivedCache()
 
     @property
     def dtype(self) -> torch.dtype:
@@ -92,18 +125,23 @@ class FlowMatchingActionHead(nn.Module):
         embodiment_id: Tensor,
         time_features: Tensor | None = None,
         modulation: list[Tensor] | None = None,
+        bound: BoundEmbodiment | None = None,
     ) -> Tensor:
         """Predicted velocity (B, horizon, action_dim) at noisy `actions` and integer `timesteps` (B,).
 
-        `time_features` / `modulation`: precomputed timestep-only inputs (see `sample`).
+        `time_features` / `modulation`: precomputed timestep-only inputs (see `sample`); `bound`:
+        the embodiment weight slices gathered once (with `time_features` given).
         """
         horizon = actions.shape[1]
-        tokens = self.action_encoder(actions, timesteps, embodiment_id, time_features)
+        if bound is not None and time_features is not None:
+            tokens = bound.encode(actions, time_features)
+        else:
+            tokens = self.action_encoder(actions, timesteps, embodiment_id, time_features)
         if self.position_embedding is not None:
             tokens = tokens + self.position_embedding.weight[:horizon][None]
         x = torch.cat([ctx.prefix, tokens], dim=1)
         out = self.model(x, timesteps, ctx.cross_kv, num_out_tokens=horizon, modulation=modulation)
-        return self.action_decoder(out, embodiment_id)
+        return bound.decode(out) if bound is not None else self.action_decoder(out, embodiment_id)
 
     # ---- training ----------------------------------------------------------------------
     def sample_time(self, batch_size: int, device: torch.device) -> Tensor:
@@ -150,6 +188,28 @@ class FlowMatchingActionHead(nn.Module):
         return {"loss": loss, "pred_velocity": pred, "t": t, "timesteps": buckets, "vl_embs": ctx.vl_embs}
 
     # ---- inference ---------------------------------------------------------------------
+    def _step_params(self) -> list[Tensor]:
+        dit = self.model
+        mods = [p for blk in dit.transformer_blocks for p in blk.norm1.parameters()]
+        return [*dit.timestep_encoder.parameters(), *mods, *dit.proj_out_1.parameters()]
+
+    def step_conditioning(
+        self, num_steps: int, horizon: int, dtype: torch.dtype, device: torch.device
+    ) -> tuple[list[Tensor], Tensor]:
+        """Everything of the `num_steps` Euler steps that depends on the timestep only, one row per
+        step: the AdaLN / output-head modulations ((n, 2 dim) each) and the action encoder's
+        sinusoid ((n, horizon, hidden)). The buckets are fixed (0, 250, 500, 750 for 4 steps), so
+        outside autograd this is computed once per model and kept until the weights change."""
+
+        def build() -> tuple[list[Tensor], Tensor]:
+            t = euler_timesteps(num_steps, self.config.num_timestep_buckets, 1, device)
+            mods = self.model.time_modulation(t)
+            return mods, self.action_encoder.time_features(t, horizon, dtype)
+
+        amp = torch.is_autocast_enabled(device.type)
+        key = (num_steps, horizon, dtype, str(device), amp)
+        return self._step_cache.get(self._step_params(), build, key)
+
     @torch.no_grad()
     def sample(self, ctx: VLContext, embodiment_id: Tensor, init_noise: Tensor, num_steps: int | None = None):
         """Euler integration from t = 0 (noise) to t = 1 in `num_steps` steps (buckets k/n * 1000)."""
@@ -157,15 +217,15 @@ class FlowMatchingActionHead(nn.Module):
         x = init_noise.to(self.dtype)
         b, horizon = x.shape[:2]
         dt = 1.0 / n
-        # Everything that depends on the timestep only, for all n steps at once (step-major rows).
         all_t = euler_timesteps(n, self.config.num_timestep_buckets, b, x.device)
-        all_mods = [m.view(n, b, -1) for m in self.model.time_modulation(all_t)]
-        all_tau = self.action_encoder.time_features(all_t, horizon, x.dtype).view(n, b, horizon, -1)
+        mods_n, tau_n = self.step_conditioning(n, horizon, x.dtype, x.device)
+        bound = BoundEmbodiment(self.action_encoder, self.action_decoder, embodiment_id)
         velocities = []
         for k in range(n):
             timesteps = all_t[k * b : (k + 1) * b]
-            mods = [m[k] for m in all_mods]
-            v = self.velocity(ctx, x, timesteps, embodiment_id, all_tau[k], mods)
+            mods = [m[k : k + 1].expand(b, -1) for m in mods_n]
+            tau = tau_n[k : k + 1].expand(b, -1, -1)
+            v = self.velocity(ctx, x, timesteps, embodiment_id, tau, mods, bound)
             velocities.append(v)
             x = x + dt * v
         return x, velocities

@@ -107,10 +107,16 @@ class LanguageModel(nn.Module):
                 layer._gradient_checkpointing_func = _checkpoint
 
 
+def _capturing() -> bool:
+    """Inside a CUDA-graph capture (model/inference.py), where a host sync would break it."""
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
 def _all_ones(mask: Tensor) -> bool:
     # One host sync per batch (outside the denoising loop); lets unpadded batches use the causal
-    # flash kernel without a materialised mask. Under torch.compile always take the masked path.
-    if torch.compiler.is_compiling():
+    # flash kernel without a materialised mask. Under torch.compile or a CUDA-graph capture (no
+    # host sync allowed) always take the masked path: the same result for an unpadded batch.
+    if torch.compiler.is_compiling() or _capturing():
         return False
     return bool(mask.all())
 
@@ -125,7 +131,7 @@ def scatter_image_features(
     """
     is_img = input_ids == image_token_index
     flat = vit_embeds.reshape(-1, vit_embeds.shape[-1]).to(emb.dtype)
-    if not torch.compiler.is_compiling():
+    if not (torch.compiler.is_compiling() or _capturing()):
         n_tok, n_feat = int(is_img.sum()), flat.shape[0]
         if n_tok != n_feat:
             raise ValueError(

@@ -7,7 +7,10 @@ N1.5 never masks (no mask argument reaches SDPA), N1.6 passes a boolean key mask
 block (`DiT.forward(..., cross_masks=...)`: text-only / image-only VL tokens, padding excluded).
 
 Speed: the keys/values of the VL tokens in the cross-attention blocks depend only on the VL
-features, so `DiT.cross_kv` computes them once and every denoising step reuses them.
+features, so `DiT.cross_kv` computes them once and every denoising step reuses them. Outside
+autograd (inference) q/k/v (self-attention) and k/v (cross-attention) run as one GEMM over
+concatenated weights (derived.py keeps them while the weights are unchanged); the action head
+keeps `time_modulation` of its fixed Euler buckets the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
+
+from gr00t_exp.model.derived import DerivedCache, caching_enabled
 
 KV = tuple[Tensor, Tensor]
 
@@ -34,21 +39,45 @@ class Attention(nn.Module):
         self.to_k = nn.Linear(kv_dim, inner)
         self.to_v = nn.Linear(kv_dim, inner)
         self.to_out = nn.ModuleList([nn.Linear(inner, query_dim), nn.Dropout(dropout)])
+        # Inference only: concatenated [to_q | to_k | to_v] (self-attention) and [to_k | to_v]
+        # weights, one GEMM instead of three / two; rebuilt when the weights change.
+        self._fused = DerivedCache()
 
     def _split(self, x: Tensor) -> Tensor:
         b, n, _ = x.shape
         return x.view(b, n, self.heads, -1).transpose(1, 2)
 
+    def _fused_linear(self, x: Tensor, parts: tuple[nn.Linear, ...], name: str) -> list[Tensor]:
+        """`x` through the concatenation of `parts` in one GEMM, split back per part."""
+        params = [t for lin in parts for t in (lin.weight, lin.bias)]
+        w, b = self._fused.get(
+            params,
+            lambda: (torch.cat([lin.weight for lin in parts]), torch.cat([lin.bias for lin in parts])),
+            name,
+        )
+        return list(F.linear(x, w, b).split([lin.out_features for lin in parts], dim=-1))
+
     def kv(self, context: Tensor) -> KV:
         """Keys and values of `context`, split into heads: (B, H, S, Dh) each."""
+        if caching_enabled():
+            k, v = self._fused_linear(context, (self.to_k, self.to_v), "kv")
+            return self._split(k), self._split(v)
         return self._split(self.to_k(context)), self._split(self.to_v(context))
 
     def forward(
         self, x: Tensor, context: Tensor | None = None, kv: KV | None = None, mask: Tensor | None = None
     ) -> Tensor:
         """`mask`: boolean (B, 1, 1, S) key mask, True = attend (None = every key, N1.5)."""
+        if kv is None and context is None and caching_enabled():
+            q, k, v = (
+                self._split(t) for t in self._fused_linear(x, (self.to_q, self.to_k, self.to_v), "qkv")
+            )
+            return self._attend(x, q, k, v, mask)
         q = self._split(self.to_q(x))
         k, v = kv if kv is not None else self.kv(x if context is None else context)
+        return self._attend(x, q, k, v, mask)
+
+    def _attend(self, x: Tensor, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         out = self.to_out[0](out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
         return self.to_out[1](out) if self.training else out
@@ -168,16 +197,21 @@ class SelfAttentionTransformer(nn.Module):
         return x
 
 
-def timestep_sinusoid(timesteps: Tensor, dim: int = 256, max_period: float = 10000.0) -> Tensor:
+def timestep_sinusoid(
+    timesteps: Tensor, dim: int = 256, max_period: float = 10000.0, exact_frequencies: bool = False
+) -> Tensor:
     """diffusers `Timesteps(dim, flip_sin_to_cos=True, downscale_freq_shift=1)`: [cos | sin].
 
     The float32 op order is the reference's, so the frequencies are bit-identical (buckets reach
-    999, where a one-ulp frequency difference would show).
+    999, where a one-ulp frequency difference would show). `exact_frequencies` (N1.6) rounds
+    exp(exponent) correctly (computed in float64): torch.exp's float32 result can be one ulp off
+    depending on the CPU's SIMD code, which moves bucket x frequency by up to 750 * 6e-8.
     """
     half = dim // 2
     exponent = -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=timesteps.device)
     exponent = exponent / (half - 1)
-    arg = timesteps[:, None].float() * torch.exp(exponent)[None, :]
+    freqs = torch.exp(exponent.double()).float() if exact_frequencies else torch.exp(exponent)
+    arg = timesteps[:, None].float() * freqs[None, :]
     return torch.cat([torch.cos(arg), torch.sin(arg)], dim=-1)
 
 
@@ -192,13 +226,16 @@ class TimestepEmbedder(nn.Module):
 
 
 class TimestepEncoder(nn.Module):
+    # True (set by N1.6's action head): correctly rounded sinusoid frequencies, see timestep_sinusoid.
+    exact_frequencies: bool = False
+
     def __init__(self, dim: int, freq_dim: int = 256) -> None:
         super().__init__()
         self.freq_dim = freq_dim
         self.timestep_embedder = TimestepEmbedder(freq_dim, dim)
 
     def forward(self, timesteps: Tensor) -> Tensor:
-        proj = timestep_sinusoid(timesteps, self.freq_dim)
+        proj = timestep_sinusoid(timesteps, self.freq_dim, exact_frequencies=self.exact_frequencies)
         return self.timestep_embedder(proj.to(self.timestep_embedder.linear_1.weight.dtype))
 
 

@@ -42,15 +42,17 @@ class CategorySpecificMLP(nn.Module):
         return self.layer2(F.relu(self.layer1(x, cat_ids)), cat_ids)
 
 
-def action_time_sinusoid(timesteps: Tensor, dim: int) -> Tensor:
+def action_time_sinusoid(timesteps: Tensor, dim: int, exact_frequencies: bool = False) -> Tensor:
     """(B, T) integer buckets -> (B, T, dim) = [sin | cos], frequencies exp(-i ln(10000) / (dim/2)).
 
     Same float32 op order as the reference (buckets up to 999 amplify frequency rounding).
+    `exact_frequencies` (N1.6): exp rounded correctly (float64), independent of the CPU's SIMD exp.
     """
     half = dim // 2
     step = torch.log(torch.tensor(10000.0, dtype=torch.float32, device=timesteps.device)) / half
     exponent = -torch.arange(half, dtype=torch.float32, device=timesteps.device) * step
-    freqs = timesteps.float().unsqueeze(-1) * exponent.exp()
+    rates = exponent.double().exp().float() if exact_frequencies else exponent.exp()
+    freqs = timesteps.float().unsqueeze(-1) * rates
     return torch.cat([torch.sin(freqs), torch.cos(freqs)], dim=-1)
 
 
@@ -59,6 +61,9 @@ class MultiEmbodimentActionEncoder(nn.Module):
 
     a = W1(actions); x = swish(W2([a | sinusoid(t)])); out = W3(x), all per embodiment.
     """
+
+    # True (set by N1.6's action head): correctly rounded sinusoid frequencies.
+    exact_frequencies: bool = False
 
     def __init__(self, action_dim: int, hidden_size: int, num_embodiments: int) -> None:
         super().__init__()
@@ -70,7 +75,7 @@ class MultiEmbodimentActionEncoder(nn.Module):
     def time_features(self, timesteps: Tensor, horizon: int, dtype: torch.dtype) -> Tensor:
         """(B,) buckets -> (B, horizon, hidden) sinusoid; constant per denoising step."""
         t = timesteps[:, None].expand(-1, horizon)
-        return action_time_sinusoid(t, self.hidden_size).to(dtype)
+        return action_time_sinusoid(t, self.hidden_size, self.exact_frequencies).to(dtype)
 
     def forward(
         self, actions: Tensor, timesteps: Tensor, cat_ids: Tensor, time_features: Tensor | None = None

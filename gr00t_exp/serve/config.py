@@ -85,3 +85,13 @@ class PolicyConfig(ClientConfig):
     execution_horizon: Optional[int] = None
     # constant: image size (H, W) expected per view (null = any)
     image_size: Optional[list[int]] = None
+    # gr00t fast path (serve/fast_path.py, docs/serving.md): auto = cudagraph on CUDA, off on CPU;
+    # off | cudagraph (eager kernels in CUDA graphs) | compile (Inductor kernels in CUDA graphs).
+    fast_path: str = "auto"
+    autocast: Optional[bool] = None  # bf16 autocast; null = on with CUDA
+    gpu_preprocess: Optional[bool] = None  # crop/resize/normalise images on the device; null = on with CUDA
+    # Batch sizes captured at start-up (with the embodiment's views); others on first use.
+    warmup_batch_sizes: list[int] = field(default_factory=lambda: [1])
+    # Serve the `model` config's architecture with random weights and unit statistics, no
+    # checkpoint needed (benchmarks: mode=bench bench=serve; the actions mean nothing).
+    random_init: bool = False

@@ -31,8 +31,9 @@ from gr00t_exp.serve.checkpoint_meta import (
     read_metadata,
     video_sizes_from_metadata,
 )
+from gr00t_exp.serve.n16_inference import N16Inference, predict_n16
 from gr00t_exp.serve.observation import Observation, ObservationSpec
-from gr00t_exp.serve.protocol import checkpoint_generation
+from gr00t_exp.serve.protocol import N16, checkpoint_generation
 
 __all__ = ["BasePolicy", "CheckpointMismatchError", "ConstantPolicy", "Gr00tPolicy"]
 
@@ -59,9 +60,17 @@ class Gr00tPolicy(BasePolicy):
         device: str = "auto",
         strict: bool = True,
         dtype: str | None = None,
+        fast_path: str = "off",
+        autocast: bool | None = None,
+        gpu_preprocess: bool | None = None,
+        warmup_batch_sizes: list[int] | None = None,
+        model: Any = None,
     ):
         """checkpoint: hub-layout export dir. embodiment: the serving EmbodimentConfig; required for
-        upstream checkpoints (no training config inside), checked against ours when given."""
+        upstream checkpoints (no training config inside), checked against ours when given.
+        fast_path / autocast / gpu_preprocess / warmup_batch_sizes: see serve/fast_path.py (defaults
+        here keep the plain path); model: an already built model to serve instead of the
+        checkpoint's weights (deploy.policy.random_init)."""
         import torch
 
         from gr00t_exp.data.collate import Gr00tCollator
@@ -125,6 +134,12 @@ class Gr00tPolicy(BasePolicy):
                     relative[spec.key] = spec.key
                 else:
                     self.delta_keys.append(spec.key)  # no matching state: served as the model emits it
+        # GR00T N1.6: normalisation, relative actions and the image pipeline come from the
+        # checkpoint's processor files (n16_inference.py); metadata.json only lays out the keys.
+        self.n16 = N16Inference(self.checkpoint, self.embodiment_tag, lay) if self.generation == N16 else None
+        if self.n16 is not None:
+            self.statistics = self.n16.statistics
+            relative, self.delta_keys = dict(self.n16.relative_actions), []
         self.spec = ObservationSpec(
             video=lay.video_sizes(),
             state=state_dims,
@@ -139,12 +154,15 @@ class Gr00tPolicy(BasePolicy):
         self.action_width = sum(self.normalizer.width("action", k) for k in self.action_keys)
 
         self.device = _resolve_device(device)
-        self.model = load_pretrained(
-            self.checkpoint,
-            dtype=dtype or ("bfloat16" if self.device.startswith("cuda") else "float32"),
-            device=self.device,
-            action_horizon=self.spec.action_horizon,
-        )
+        if model is None:
+            model = load_pretrained(
+                self.checkpoint,
+                dtype=dtype or ("bfloat16" if self.device.startswith("cuda") else "float32"),
+                device=self.device,
+                # N1.6 predicts its whole trained chunk; the embodiment's steps are taken on decoding.
+                action_horizon=None if self.n16 is not None else self.spec.action_horizon,
+            )
+        self.model = model
         self.model.eval()
         self.denoising_steps = denoising_steps
         proc_dir = self.checkpoint if (self.checkpoint / "preprocessor_config.json").is_file() else None
@@ -162,18 +180,43 @@ class Gr00tPolicy(BasePolicy):
             "dtype": str(self.model.dtype).removeprefix("torch."),
             "delta_actions": list(self.delta_keys),
         }
+        self._fast_setup(fast_path, autocast, gpu_preprocess, warmup_batch_sizes)
+
+    def _fast_setup(self, mode: str, autocast: bool | None, gpu_pre: bool | None, sizes: list[int] | None):
+        """The fast path (serve/fast_path.py): graphed get_action, autocast, device-side images,
+        then the start-up warm-up, reported in the model card."""
+        from gr00t_exp.serve.fast_path import FastPath, warm_up
+
+        self.fast = FastPath(self.model, mode, self.device, self.denoising_steps, autocast)
+        self.gpu_preprocess = self.device.startswith("cuda") if gpu_pre is None else bool(gpu_pre)
+        self._card.update(self.fast.startup, gpu_preprocess=self.gpu_preprocess)
+        if sizes:
+            t0 = time.perf_counter()
+            report = warm_up(self, [int(b) for b in sizes])
+            self._card["startup"] = report
+            log.info(
+                "policy warm-up (fast_path=%s) took %.1f s: %s",
+                self.fast.mode,
+                time.perf_counter() - t0,
+                report,
+            )
 
     def _hook_backbone(self) -> None:
         """Time the backbone inside model.get_action with forward hooks (the head is the rest)."""
         torch = self._torch
-        sync = torch.cuda.synchronize if self.device.startswith("cuda") else (lambda: None)
+        cuda = self.device.startswith("cuda")
+        sync = torch.cuda.synchronize if cuda else (lambda: None)
         state: dict[str, float] = {}
 
         def pre(_m, _args):
+            if cuda and torch.cuda.is_current_stream_capturing():
+                return  # a CUDA-graph capture (fast path): no sync allowed, replays have no hooks
             sync()
             state["t0"] = time.perf_counter()
 
         def post(_m, _args, _out):
+            if cuda and torch.cuda.is_current_stream_capturing():
+                return
             sync()
             self._bb_ms = (time.perf_counter() - state["t0"]) * 1e3
 
@@ -182,14 +225,24 @@ class Gr00tPolicy(BasePolicy):
 
     # -- inference ---------------------------------------------------------------------------
     def _predict(self, obs: Observation, options: dict | None) -> tuple[dict[str, np.ndarray], dict]:
+        if self.n16 is not None:
+            return predict_n16(self, obs, options)
         from gr00t_exp.data.transforms import pack_sample
+        from gr00t_exp.data.transforms.video_batch import BatchAugment
+        from gr00t_exp.serve.fast_path import eval_augment
 
         torch = self._torch
         lay = self.layout
         t0 = time.perf_counter()
         # (B, T, V, H, W, 3): time-major then view, as the training samples
         video = np.stack([obs.video[k] for k in self.video_keys], axis=2)
-        video = self.video_transform.batch(video)
+        # GPU preprocessing: raw frames + centre-crop parameters, resized on the device below.
+        augment = (
+            eval_augment(self.video_transform, obs.batch_size, *video.shape[-3:-1])
+            if self.gpu_preprocess
+            else None
+        )
+        video = video if augment else self.video_transform.batch(video)
         states = self.normalizer.normalize_state({s.name: obs.state[s.key] for s in lay.state})
         samples = [
             pack_sample(
@@ -205,9 +258,14 @@ class Gr00tPolicy(BasePolicy):
             )
             for i in range(obs.batch_size)
         ]
+        for s, a in zip(samples, augment or [], strict=False):
+            s["augment"] = a
         batch = {
-            k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in self.collate(samples).items()
+            k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v)
+            for k, v in self.collate(samples).items()
         }
+        if augment:
+            batch = BatchAugment()(batch)
         init_noise = None
         seed = (options or {}).get("seed")
         if seed is not None:
@@ -220,24 +278,21 @@ class Gr00tPolicy(BasePolicy):
         sync = torch.cuda.synchronize if self.device.startswith("cuda") else (lambda: None)
         sync()
         t1 = time.perf_counter()
-        with torch.inference_mode():
-            pred = self.model.get_action(batch, init_noise=init_noise, num_steps=self.denoising_steps)
+        pred = self.fast(batch, init_noise)
         sync()
         t2 = time.perf_counter()
-        a = pred["action_pred"].float().cpu().numpy()[..., : self.action_width]
+        a = pred.float().cpu().numpy()[..., : self.action_width]
         raw = self.normalizer.unnormalize_action(a)
         actions = {s.key: np.asarray(raw[s.name], dtype=np.float32) for s in lay.action}
         for k, sk in self.spec.relative_actions.items():
             actions[k] = actions[k] + obs.state[sk][:, -1:, :]  # last observed state frame
         t3 = time.perf_counter()
         model_ms = (t2 - t1) * 1e3
-        bb = min(self._bb_ms, model_ms)
-        return actions, {
-            "preprocess": (t1 - t0) * 1e3,
-            "backbone": bb,
-            "action_head": model_ms - bb,
-            "postprocess": (t3 - t2) * 1e3,
-        }
+        timing = {"preprocess": (t1 - t0) * 1e3, "model": model_ms, "postprocess": (t3 - t2) * 1e3}
+        if self.fast.graphed is None:  # a graph replay runs no hooks: no backbone / head split
+            bb = min(self._bb_ms, model_ms)
+            timing.update(backbone=bb, action_head=model_ms - bb)
+        return actions, timing
 
     def model_card(self) -> dict[str, Any]:
         return {**super().model_card(), **self._card}

@@ -70,6 +70,16 @@ def build_policy(cfg: DictConfig) -> BasePolicy:
     if pc.kind == "gr00t":
         from gr00t_exp.serve.policy import Gr00tPolicy
 
+        fast = {
+            "fast_path": pc.fast_path,
+            "autocast": pc.autocast,
+            "gpu_preprocess": pc.gpu_preprocess,
+            "warmup_batch_sizes": list(pc.warmup_batch_sizes),
+        }
+        if pc.random_init:
+            from gr00t_exp.serve.fast_path import random_init_policy
+
+            return random_init_policy(cfg, **fast)
         if not pc.checkpoint:
             raise ValueError("deploy.policy.kind=gr00t needs deploy.policy.checkpoint=<export dir>")
         return Gr00tPolicy(
@@ -79,6 +89,7 @@ def build_policy(cfg: DictConfig) -> BasePolicy:
             denoising_steps=pc.denoising_steps,
             device=pc.device,
             strict=pc.strict,
+            **fast,
         )
     raise ValueError(f"deploy.policy.kind={pc.kind!r} is unknown; use gr00t, replay or constant")
 

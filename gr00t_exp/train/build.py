@@ -10,12 +10,18 @@ import torch
 from omegaconf import DictConfig
 
 from gr00t_exp.data.datamodule import Gr00tDataModule
+from gr00t_exp.data.n16.datamodule import Gr00tN16DataModule
 from gr00t_exp.model import build_model
+from gr00t_exp.model.build import is_n16
 from gr00t_exp.model.tuning import apply_tuning
 
 
 def build_datamodule(cfg: DictConfig) -> Any:
-    """The project's Gr00tDataModule (its `source_paths()` writes a synthetic dataset once, cached)."""
+    """The data module of the model family (the one place the data path is chosen by cfg.model):
+    GR00T N1.6 -> Gr00tN16DataModule (N1.6 processor, its processor files), else the N1.5
+    Gr00tDataModule. Its `source_paths()` writes a synthetic dataset once, cached."""
+    if is_n16(cfg.model):
+        return Gr00tN16DataModule.from_config(cfg)
     return Gr00tDataModule.from_config(cfg)
 
 

@@ -133,12 +133,18 @@ def export_hub(
     metadata: dict,
     cfg: DictConfig | None = None,
     extra: dict | None = None,
+    processor_files: dict | None = None,
 ) -> Path:
     """Write `model` in the GR00T hub layout through the model package's `save_pretrained`.
 
     `metadata` is upstream's experiment_cfg/metadata.json content ({embodiment_tag: {...}}). The
     composed config and `extra` (dataset identity, step, metric) go into each tag entry under
     "gr00t_exp", and the config also as experiment_cfg/config.yaml.
+
+    GR00T N1.6: `processor_files` ({processor_config.json, statistics.json, embodiment_id.json:
+    content}) go beside the weights, where N1.6 loaders read the normalisation; metadata.json is
+    still written (N1.6 loaders ignore experiment_cfg/), so serving can check the training
+    embodiment and the observation layout as for N1.5.
     """
     from gr00t_exp.model import save_pretrained
 
@@ -150,7 +156,14 @@ def export_hub(
     for entry in metadata.values():
         if isinstance(entry, dict):
             entry["gr00t_exp"] = info
-    out = Path(save_pretrained(model, out_dir, metadata=metadata))
+    if processor_files is not None:
+        out = Path(save_pretrained(model, out_dir, metadata=processor_files))
+        (out / "experiment_cfg").mkdir(parents=True, exist_ok=True)
+        tmp_meta = out / "experiment_cfg" / ".metadata.json.tmp"
+        tmp_meta.write_text(json.dumps(metadata, indent=2) + "\n")
+        os.replace(tmp_meta, out / "experiment_cfg" / "metadata.json")
+    else:
+        out = Path(save_pretrained(model, out_dir, metadata=metadata))
     if cfg is not None:
         text = OmegaConf.to_yaml(OmegaConf.create(info["config"]))
         (out / "experiment_cfg").mkdir(parents=True, exist_ok=True)

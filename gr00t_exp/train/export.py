@@ -31,6 +31,13 @@ def run_metadata(cfg: DictConfig, inner: Any, metas: list[Any]) -> dict:
     return build_metadata(cfg.embodiment, inner.metas[0], inner.stats[0])
 
 
+def run_processor_files(inner: Any) -> dict | None:
+    """A GR00T N1.6 run's processor files (processor_config.json, statistics.json,
+    embodiment_id.json); None for N1.5, whose normalisation lives in metadata.json."""
+    files = getattr(inner, "processor_files", None)
+    return files() if callable(files) else None
+
+
 def export_run(
     cfg: DictConfig,
     lit: Any,
@@ -43,10 +50,13 @@ def export_run(
 ) -> dict[str, Path]:
     t = cfg.trainer
     metadata = run_metadata(cfg, inner, metas)
+    files = run_processor_files(inner)
     extra = {"dataset": dataset_identity(roots), "step": int(lit.global_step), t.monitor: value}
     exports: dict[str, Path] = {}
     if t.export_last:
-        exports["last"] = export_hub(exportable(lit.model), out_dir / "export" / "last", metadata, cfg, extra)
+        exports["last"] = export_hub(
+            exportable(lit.model), out_dir / "export" / "last", metadata, cfg, extra, processor_files=files
+        )
     best_path = best.best_model_path if best is not None else ""
     if t.export_best and best_path and Path(best_path).is_file():
         live = {k: v.detach().clone() for k, v in lit.state_dict().items()}
@@ -56,7 +66,7 @@ def export_run(
         extra_best = dict(extra, step=int(ckpt.get("global_step", -1)))
         extra_best[t.monitor] = float(score) if score is not None else None
         exports["best"] = export_hub(
-            exportable(lit.model), out_dir / "export" / "best", metadata, cfg, extra_best
+            exportable(lit.model), out_dir / "export" / "best", metadata, cfg, extra_best, processor_files=files
         )
         lit.load_state_dict(live)  # back to the last weights (the eval after fit uses them)
     return exports

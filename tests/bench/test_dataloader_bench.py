@@ -32,6 +32,7 @@ def test_dataloader_bench_smoke(tmp_path, synthetic_dataset, capsys):
             "+bench.params.workers=[0]",
             "+bench.params.cached_batches=2",
             "+bench.params.uncached_batches=1",
+            "+bench.params.augment=[cpu,gpu]",
         ],
         output_dir=tmp_path / "out",
     )
@@ -41,6 +42,10 @@ def test_dataloader_bench_smoke(tmp_path, synthetic_dataset, capsys):
     res = json.loads((tmp_path / "out" / "bench_dataloader.json").read_text())
     rows = [r for r in res["rows"] if "cached" in r]
     assert {r["cached"] for r in rows} == {True, False}
+    # gpu: the loader of data.augment_on=gpu, whose CPU side skips the video transform
+    assert {(r["cached"], r["augment"]) for r in rows} == {
+        (c, a) for c in (True, False) for a in ("cpu", "gpu")
+    }
     for r in rows:
         assert r["samples_s_0w"] > 0 and r["decode_ms"] > 0 and r["transform_ms"] > 0 and r["collate_ms"] > 0
     assert any(r.get("cache_build_frames_s", 0) > 0 for r in res["rows"])

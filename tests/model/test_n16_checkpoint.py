@@ -262,3 +262,17 @@ def test_lora_on_the_dit_merges_back(ckpt_dir, nopad):
         after = m.get_action(batch, init_noise=ref["infer_init_noise"])["action_pred"]
     assert max_diff(before, after) < 1e-5 and max_diff(after, ref["action_pred"]) > 1e-4
     assert not any(".lora_" in k for k in m.state_dict())
+
+
+def test_config_json_written_as_the_reference_does(ckpt_dir):
+    """Only non-default fields (+ the always-written ones): the fixture's config.json exactly; the
+    full config reduces to the fields released checkpoints change from the class defaults."""
+    from gr00t_exp.model.n16.config import Gr00tN16Config, load_preset
+
+    tiny = json.loads((ckpt_dir / "config.json").read_text())
+    assert Gr00tN16Config.from_hub_dicts(tiny, load_preset("gr00t_n16_tiny")[1]).to_hub_dict() == tiny
+    full = json.loads((ckpt_dir / "config_full.json").read_text())
+    written = Gr00tN16Config.from_hub_dicts(full).to_hub_dict()
+    assert all(full[k] == v for k, v in written.items() if k in full)
+    assert {"max_state_dim", "max_action_dim", "action_horizon", "state_dropout_prob"} <= set(written)
+    assert "select_layer" not in written and "diffusion_model_cfg" not in written  # class defaults

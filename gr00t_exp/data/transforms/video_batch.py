@@ -53,7 +53,7 @@ def crop_resize(
     flat = frames.reshape(b * n, h, w, 3)
     which = torch.arange(b * n, device=dev)[:, None, None]
     crops = flat[which, rows[:, :, None], cols[:, None, :]]  # (B*N, ch, cw, 3)
-    y = crops.permute(0, 3, 1, 2).float()  # NCHW view of NHWC (channels_last)
+    y = crops.permute(0, 3, 1, 2).float().contiguous()  # NCHW
     # Separable, width first, rounded after each pass: torch's CPU uint8 kernel (the reference)
     # stores the horizontal pass as uint8 before the vertical one; one 2-D float pass would differ
     # from it by one level on ~19 % of noise pixels, this on ~0.3 % (its fixed-point weights).
@@ -64,6 +64,13 @@ def crop_resize(
     return y.contiguous().reshape(b, n, 3, size, size)
 
 
+def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Batched (..., i, j) @ (..., j, k) as elementwise products + a sum: exact float32 on CUDA,
+    where the trainer enables TF32 matmuls (10-bit mantissa: the colour maps would be off by
+    ~1e-3, enough to move pixels across rounding boundaries)."""
+    return (a[..., :, :, None] * b[..., None, :, :]).sum(-2)
+
+
 def _hue_matrices(hue: torch.Tensor) -> torch.Tensor:
     """(B,) hue shifts -> (B, 3, 3) RGB maps: rotate chroma (I, Q) by 2*pi*h about the grey axis."""
     th = (2 * math.pi) * hue.double()  # the CPU path builds the rotation in double precision
@@ -72,7 +79,7 @@ def _hue_matrices(hue: torch.Tensor) -> torch.Tensor:
     rot[:, 0, 0] = 1
     rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
     yiq2rgb, rgb2yiq = _YIQ2RGB.to(hue.device), _RGB2YIQ.to(hue.device)
-    return yiq2rgb @ rot @ rgb2yiq
+    return _mm(_mm(yiq2rgb.expand_as(rot), rot), rgb2yiq.expand_as(rot))
 
 
 def jitter_affine(mean: torch.Tensor, p: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,9 +107,10 @@ def jitter_affine(mean: torch.Tensor, p: Mapping[str, torch.Tensor]) -> tuple[to
     for k in range(4):  # four steps, each vectorised over the batch
         op = order[:, k]
         a = candidates[rows, op]  # (B, 3, 3)
-        grey_mean = (mean @ m.transpose(1, 2) + off) @ grey  # (B, N): mean grey after the steps so far
+        # (B, N): the frames' mean grey after the steps so far (row vectors times transposed maps)
+        grey_mean = ((_mm(mean, m.transpose(1, 2)) + off) * grey).sum(-1)
         c = torch.where((op == 1)[:, None, None], (1 - con) * grey_mean[..., None].expand(b, n, 3), 0.0)
-        m, off = a @ m, off @ a.transpose(1, 2) + c
+        m, off = _mm(a, m), _mm(off, a.transpose(1, 2)) + c
     return m, off
 
 
@@ -154,7 +162,9 @@ class BatchAugment(nn.Module):
             return batch
         p = batch.pop(AUGMENT_KEY)
         video = batch.pop(VIDEO_KEY)
-        y = augment_frames(video, p)
-        b, n = y.shape[:2]
-        batch[PIXEL_KEY] = normalize_pixels(y.reshape(b * n, *y.shape[2:]), p["mean"], p["std"])
+        # float32 whatever the precision plugin does around it (bf16 would move the rounding)
+        with torch.autocast(video.device.type, enabled=False):
+            y = augment_frames(video, p)
+            b, n = y.shape[:2]
+            batch[PIXEL_KEY] = normalize_pixels(y.reshape(b * n, *y.shape[2:]), p["mean"], p["std"])
         return batch

@@ -71,8 +71,12 @@ class N16ActionHead(nn.Module):
             final_dropout=dit.final_dropout,
             interleave_self_attention=dit.interleave_self_attention,
         )
+        # Sinusoid frequencies rounded correctly (not CPU-dependent): at bucket 750 a one-ulp
+        # frequency moves the step-3 velocity by 1e-5; with them the fixture matches to 2e-6.
+        self.model.timestep_encoder.exact_frequencies = True
         self.state_encoder = CategorySpecificMLP(e, cfg.max_state_dim, cfg.hidden_size, d)
         self.action_encoder = MultiEmbodimentActionEncoder(cfg.max_action_dim, d, e)
+        self.action_encoder.exact_frequencies = True
         self.action_decoder = CategorySpecificMLP(e, dit.output_dim, cfg.hidden_size, cfg.max_action_dim)
         self.vlln = nn.LayerNorm(cfg.backbone_embedding_dim) if cfg.use_vlln else nn.Identity()
         if cfg.add_pos_embed:

@@ -1,0 +1,164 @@
+"""`get_action` replayed from CUDA graphs: the whole call (backbone, VL self-attention, the Euler
+loop) captured once per input signature and replayed, so a call costs one graph launch instead of
+~3,000 kernel launches from Python.
+
+    fast = GraphedGetAction(model, mode="cudagraph")       # or mode="compile" (Inductor kernels)
+    fast.warmup(batch)                                     # capture now (else on first use)
+    action = fast(batch, init_noise=None)                  # (B, H, A), a fresh tensor
+
+- `cudagraph`: the eager kernels, captured as they are (no code generation; a capture costs a few
+  eager calls). `compile`: `torch.compile` (Inductor, its own CUDA graphs off) first, then the
+  compiled kernels captured the same way; the first call per signature compiles (minutes).
+- A signature is the shapes and dtypes of the inputs (batch size, views, prompt length) and
+  whether the batch has left padding: every new one is captured on first use; at most
+  `max_graphs` are kept (least recently used dropped).
+- Inputs are copied into the graph's static buffers; the initial noise is drawn into its buffer
+  before the replay (or copied from `init_noise`); the result is cloned out of the graph.
+- bf16 autocast (`autocast=True`) is part of the capture. Not thread-safe: one caller at a time
+  (the policy servers run the model on one worker thread).
+- A graph holds the weights' addresses: load new weights with `copy_` into the same tensors (or
+  build a new GraphedGetAction); `model.to(...)` or replaced parameters need `reset()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
+
+MODES = ("cudagraph", "compile")
+# What get_action reads from the batch.
+INPUT_KEYS = ("eagle_input_ids", "eagle_attention_mask", "eagle_pixel_values", "state", "embodiment_id")
+
+
+@dataclass
+class _Graph:
+    graph: torch.cuda.CUDAGraph
+    inputs: dict[str, Tensor]
+    noise: Tensor
+    output: Tensor
+    capture_s: float
+
+
+class GraphedGetAction:
+    def __init__(
+        self,
+        model: nn.Module,
+        mode: str = "cudagraph",
+        num_steps: int | None = None,
+        autocast: bool = True,
+        max_graphs: int = 16,
+        warmup_iters: int = 2,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"fast path mode must be one of {MODES}, got {mode!r}")
+        if model.device.type != "cuda":
+            raise ValueError(f"CUDA graphs need the model on a CUDA device, it is on {model.device}")
+        self.model = model
+        self.mode = mode
+        self.num_steps = num_steps
+        self.autocast = autocast
+        self.max_graphs = max_graphs
+        self.warmup_iters = warmup_iters
+        self._graphs: OrderedDict[tuple, _Graph] = OrderedDict()
+        head_cfg = model.action_head.config
+        self._chunk = (head_cfg.action_horizon, head_cfg.action_dim)
+        # torch.compile without its own CUDA graphs: the capture below is the one graph.
+        self._fn: Callable[..., dict[str, Tensor]] = (
+            torch.compile(model.get_action, dynamic=False) if mode == "compile" else model.get_action
+        )
+
+    # -- signatures --------------------------------------------------------------------------
+    @staticmethod
+    def _inputs(batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The tensors get_action reads; an all-ones attention mask is dropped (host check, one
+        sync before any work is queued) so the LLM takes its unmasked causal kernel, as eager does."""
+        out = {k: batch[k] for k in INPUT_KEYS if k in batch and batch[k] is not None}
+        mask = out.get("eagle_attention_mask")
+        if mask is not None and bool(mask.all()):
+            del out["eagle_attention_mask"]
+        return out
+
+    @staticmethod
+    def _signature(inputs: Mapping[str, Tensor]) -> tuple:
+        return tuple((k, tuple(v.shape), v.dtype, str(v.device)) for k, v in sorted(inputs.items()))
+
+    @property
+    def signatures(self) -> list[tuple]:
+        return list(self._graphs)
+
+    def reset(self) -> None:
+        self._graphs.clear()
+
+    # -- capture ---------------------------------------------------------------------------
+    def _run(self, inputs: dict[str, Tensor], noise: Tensor) -> Tensor:
+        amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
+        with torch.inference_mode(), amp:
+            return self._fn(inputs, init_noise=noise, num_steps=self.num_steps)["action_pred"]
+
+    def _capture(self, inputs: dict[str, Tensor]) -> _Graph:
+        t0 = time.perf_counter()
+        static = {k: v.clone() for k, v in inputs.items()}
+        b = static["state"].shape[0]
+        noise = torch.randn(b, *self._chunk, device=self.model.device, dtype=self.model.dtype)
+        # Warm up on a side stream (lazy inits, cuBLAS workspaces, the model's derived-weight
+        # caches, Inductor compilation): nothing of that may happen inside the capture.
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(self.warmup_iters):
+                self._run(static, noise)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            output = self._run(static, noise)
+        torch.cuda.synchronize()
+        g = _Graph(graph, static, noise, output, time.perf_counter() - t0)
+        log.info(
+            "captured get_action (%s, autocast=%s) for %s in %.1f s",
+            self.mode,
+            self.autocast,
+            {k: tuple(v.shape) for k, v in static.items()},
+            g.capture_s,
+        )
+        return g
+
+    def _graph_for(self, inputs: dict[str, Tensor]) -> _Graph:
+        sig = self._signature(inputs)
+        g = self._graphs.get(sig)
+        if g is None:
+            if len(self._graphs) >= self.max_graphs:
+                self._graphs.popitem(last=False)
+            g = self._graphs[sig] = self._capture(inputs)
+        else:
+            self._graphs.move_to_end(sig)
+        return g
+
+    def warmup(self, batch: Mapping[str, Tensor]) -> float:
+        """Capture the graph of `batch`'s signature now; returns the capture time in seconds."""
+        inputs = self._inputs(batch)
+        sig = self._signature(inputs)
+        if sig in self._graphs:
+            return 0.0
+        return self._graph_for(inputs).capture_s
+
+    # -- call ------------------------------------------------------------------------------
+    def __call__(self, batch: Mapping[str, Tensor], init_noise: Tensor | None = None) -> Tensor:
+        inputs = self._inputs(batch)
+        g = self._graph_for(inputs)
+        for k, v in inputs.items():
+            g.inputs[k].copy_(v, non_blocking=True)
+        if init_noise is None:
+            g.noise.normal_()
+        else:
+            g.noise.copy_(init_noise, non_blocking=True)
+        g.graph.replay()
+        return g.output.clone()
