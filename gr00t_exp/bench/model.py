@@ -10,8 +10,11 @@ Method (the one upstream's figures in docs/benchmarks.md were measured with, so 
   backbone and action head (prepare + 4 Euler steps); CUDA-event GPU time is recorded beside it.
 - Variants: `eager`; `cudagraphs` (torch.compile backend="cudagraphs": captured eager kernels, no
   codegen); `inductor` (torch.compile mode `bench.params.compile_mode`, "reduce-overhead" =
-  Inductor + CUDA graphs); suffix `_noamp` = bf16 without autocast. Default: eager,
-  cudagraphs_noamp, inductor. Each output is compared with eager on the same initial noise; peak
+  Inductor + CUDA graphs); `graph` (the serving fast path, model/inference.py: the whole
+  get_action captured in one CUDA graph, eager kernels) and `graphcompile` (the same capture of
+  Inductor kernels); suffix `_noamp` = bf16 without autocast, `_plain` = without the model's
+  inference caches (fused q/k/v, cached timestep tensors: the computation before them), e.g.
+  `eager_plain_noamp`. Default: eager, cudagraphs_noamp, inductor. Each output is compared with eager on the same initial noise; peak
   memory is reset before each variant.
 - Training: batch `bench.batch_size` (32), default tuning flags (apply_tuning), frozen parts in bf16,
   trained parts fp32, bf16 autocast, TF32, fused AdamW (betas 0.95/0.999, wd 1e-5), grad clip 1.0;
@@ -46,6 +49,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from gr00t_exp.config.compose import compose_config
 from gr00t_exp.model.build import build_model
+from gr00t_exp.model.derived import plain_path
+from gr00t_exp.model.inference import GraphedGetAction
 from gr00t_exp.model.processor import Gr00tProcessor
 from gr00t_exp.model.tuning import apply_tuning, parameter_summary, set_frozen_modules_to_eval
 
@@ -190,45 +195,49 @@ def bench_inference(
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
         try:
-            kind, _, suffix = v.partition("_")
-            amp = suffix != "noamp"
-            if kind == "eager":
-                with torch.inference_mode(), _amp(device, amp):
-                    feats = model.backbone(batch)["backbone_features"]
-
-                def backbone_call(amp=amp):
+            kind, *flags = v.split("_")
+            amp = "noamp" not in flags
+            plain = plain_path() if "plain" in flags else contextlib.nullcontext()
+            with plain:
+                if kind in ("graph", "graphcompile"):
+                    out = _bench_graphed(model, batch, noise, device, warmup, iters, kind, amp, ref)
+                elif kind == "eager":
                     with torch.inference_mode(), _amp(device, amp):
-                        return model.backbone(batch)["backbone_features"]
+                        feats = model.backbone(batch)["backbone_features"]
 
-                def head_call(amp=amp, feats=feats):
-                    with torch.inference_mode(), _amp(device, amp):
-                        ctx = head.prepare(feats, batch["state"], batch["embodiment_id"])
-                        return head.sample(ctx, batch["embodiment_id"], noise)[0]
+                    def backbone_call(amp=amp):
+                        with torch.inference_mode(), _amp(device, amp):
+                            return model.backbone(batch)["backbone_features"]
 
-                out = {
-                    "get_action": time_fn(lambda amp=amp: eager_call(amp), device, warmup, iters),
-                    "backbone": time_fn(backbone_call, device, warmup, iters),
-                    "action_head": time_fn(head_call, device, warmup, iters),
-                    "vs_eager": _compare(eager_call(amp).clone(), ref),
-                }
-            else:
-                kwargs = {"backend": "cudagraphs"} if kind == "cudagraphs" else {"mode": compile_mode}
-                torch._dynamo.reset()
-                compiled = torch.compile(model.get_action, dynamic=False, **kwargs)
+                    def head_call(amp=amp, feats=feats):
+                        with torch.inference_mode(), _amp(device, amp):
+                            ctx = head.prepare(feats, batch["state"], batch["embodiment_id"])
+                            return head.sample(ctx, batch["embodiment_id"], noise)[0]
 
-                def call(compiled=compiled, amp=amp):
-                    with torch.inference_mode(), _amp(device, amp):
-                        return compiled(batch, init_noise=noise)["action_pred"]
+                    out = {
+                        "get_action": time_fn(lambda amp=amp: eager_call(amp), device, warmup, iters),
+                        "backbone": time_fn(backbone_call, device, warmup, iters),
+                        "action_head": time_fn(head_call, device, warmup, iters),
+                        "vs_eager": _compare(eager_call(amp).clone(), ref),
+                    }
+                else:
+                    kwargs = {"backend": "cudagraphs"} if kind == "cudagraphs" else {"mode": compile_mode}
+                    torch._dynamo.reset()
+                    compiled = torch.compile(model.get_action, dynamic=False, **kwargs)
 
-                t0 = time.perf_counter()
-                first = call().clone()
-                _sync(device)
-                compile_s = time.perf_counter() - t0
-                out = {"get_action": time_fn(call, device, warmup, iters), "compile_s": compile_s}
-                out["vs_eager"] = _compare(call().clone(), ref)
-                out["first_call_vs_eager"] = _compare(first, ref)
-                if kind == "inductor":
-                    out["compile_mode"] = compile_mode
+                    def call(compiled=compiled, amp=amp):
+                        with torch.inference_mode(), _amp(device, amp):
+                            return compiled(batch, init_noise=noise)["action_pred"]
+
+                    t0 = time.perf_counter()
+                    first = call().clone()
+                    _sync(device)
+                    compile_s = time.perf_counter() - t0
+                    out = {"get_action": time_fn(call, device, warmup, iters), "compile_s": compile_s}
+                    out["vs_eager"] = _compare(call().clone(), ref)
+                    out["first_call_vs_eager"] = _compare(first, ref)
+                    if kind == "inductor":
+                        out["compile_mode"] = compile_mode
             out["autocast"] = amp
             if device.type == "cuda":
                 out["peak_allocated_gib"] = torch.cuda.max_memory_allocated(device) / GiB
@@ -238,6 +247,23 @@ def bench_inference(
             log.exception("inference variant %s failed", v)
             res.data["errors"][f"inference_{v}"] = f"{type(e).__name__}: {e}"
         res.save()
+
+
+def _bench_graphed(model, batch, noise, device, warmup: int, iters: int, kind: str, amp: bool, ref):
+    """The serving fast path's graphed get_action (model/inference.py): capture (or compile + capture)
+    time, replay latency (inputs copied into the graph's buffers each call, as serving does)."""
+    mode = "compile" if kind == "graphcompile" else "cudagraph"
+    torch._dynamo.reset()
+    fast = GraphedGetAction(model, mode=mode, autocast=amp)
+    t0 = time.perf_counter()
+    first = fast(batch, init_noise=noise)
+    _sync(device)
+    out: dict[str, Any] = {"capture_s": time.perf_counter() - t0, "mode": mode}
+    out["get_action"] = time_fn(lambda: fast(batch, init_noise=noise), device, warmup, iters)
+    out["vs_eager"] = _compare(fast(batch, init_noise=noise), ref)
+    out["first_call_vs_eager"] = _compare(first, ref)
+    fast.reset()
+    return out
 
 
 def _profile(fn: Callable[[], Any], device: torch.device, path: Path) -> dict[str, Any]:
@@ -265,6 +291,11 @@ def profile_inference(model, batch, device, out_dir: Path, res) -> None:
     for _ in range(3):
         call()
     res.data["inference"]["eager_profile"] = _profile(call, device, out_dir / "profile_get_action.txt")
+    with plain_path():  # without the inference caches (fused q/k/v, cached timestep tensors)
+        call()
+        res.data["inference"]["eager_plain_profile"] = _profile(
+            call, device, out_dir / "profile_get_action_plain.txt"
+        )
     res.save()
 
 
@@ -362,9 +393,10 @@ def bench_training(
 def format_table(data: dict[str, Any]) -> str:
     lines = ["| measure | variant | p50 ms | p90 ms | other |", "| --- | --- | --- | --- | --- |"]
     for v, r in data.get("inference", {}).items():
-        if v == "eager_profile":
+        if v.endswith("_profile"):
             lines.append(
-                f"| get_action kernels | eager | | | {r['kernels']} kernels, {r['kernel_time_ms']:.1f} ms GPU |"
+                f"| get_action kernels | {v.removesuffix('_profile')} | | | {r['kernels']} kernels, "
+                f"{r['kernel_time_ms']:.1f} ms GPU |"
             )
             continue
         for part in ("get_action", "backbone", "action_head"):
@@ -377,6 +409,8 @@ def format_table(data: dict[str, Any]) -> str:
                     other.append(f"peak {r['peak_allocated_gib']:.2f} GiB")
                 if part == "get_action" and "compile_s" in r:
                     other.append(f"compile {r['compile_s']:.0f} s")
+                if part == "get_action" and "capture_s" in r:
+                    other.append(f"capture {r['capture_s']:.1f} s")
                 if part == "get_action" and v != "eager" and "vs_eager" in r:
                     other.append(f"rel diff vs eager {r['vs_eager']['rel_l2_diff']:.1e}")
                 lines.append(f"| {part} | {v} | {t['p50_ms']:.1f} | {t['p90_ms']:.1f} | {', '.join(other)} |")

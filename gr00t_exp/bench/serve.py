@@ -8,6 +8,15 @@ time the server measured, and of the serving overhead = round trip - policy time
 decode on both sides, transport, validation, queueing). Writes bench_serve.json to the output dir.
 
   python run.py mode=bench bench=serve bench.iters=500
+  # the real model on the GPU (full-size N1.5, random weights, the serving fast path):
+  python run.py mode=bench bench=serve bench.params.policy=gr00t 'bench.params.transports=[zmq]' \
+      embodiment=unitree_g1_inspire_26d model=gr00t_n15
+
+With `policy=gr00t` the server builds `Gr00tPolicy` exactly as `mode=serve` does with
+`deploy.policy.random_init=true` (the composed `model`, `embodiment` and `deploy.policy` keys:
+fast path, autocast, GPU preprocessing, warm-up); the observation follows the embodiment's keys
+(views `height` x `width`), and the report adds the server's stage timing (preprocess, model) and
+the policy's start-up report (model card).
   python run.py mode=bench bench=serve bench.params.transports=[zmq] bench.params.height=224 bench.params.width=224
 """
 
@@ -31,13 +40,14 @@ from gr00t_exp.serve.base import ConstantPolicy
 from gr00t_exp.serve.http_server import HttpPolicyServer
 from gr00t_exp.serve.observation import ObservationSpec
 from gr00t_exp.serve.replay import ReplayPolicy
+from gr00t_exp.serve.run import build_policy, spec_from_embodiment
 from gr00t_exp.serve.zmq_server import ZmqPolicyServer
 
 log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
     "transports": ["zmq", "http"],
-    "policy": "constant",  # constant | replay
+    "policy": "constant",  # constant | replay | gr00t (random-init model of the composed config)
     "dataset": None,  # replay: dataset root
     "views": 2,
     "height": 480,
@@ -61,9 +71,15 @@ def _spec_kwargs(p: dict) -> dict:
     }
 
 
-def _serve_process(transport: str, p: dict, port_q, stop_ev) -> None:
+def _serve_process(transport: str, p: dict, port_q, stop_ev, cfg_plain: dict | None = None) -> None:
     """Child process: serve until stop_ev is set."""
-    if p["policy"] == "replay":
+    if p["policy"] == "gr00t":
+        logging.basicConfig(level=logging.INFO, format="[server][%(name)s][%(levelname)s] %(message)s")
+        cfg = OmegaConf.create(cfg_plain)
+        cfg.deploy.policy.random_init = True
+        cfg.deploy.policy.image_size = [int(p["height"]), int(p["width"])]
+        policy = build_policy(cfg)
+    elif p["policy"] == "replay":
         policy = ReplayPolicy(p["dataset"], strict=False)
     else:
         policy = ConstantPolicy(ObservationSpec(**_spec_kwargs(p)))
@@ -72,7 +88,7 @@ def _serve_process(transport: str, p: dict, port_q, stop_ev) -> None:
     else:
         server = HttpPolicyServer(policy, port=0)
     server.start()
-    port_q.put(server.port)
+    port_q.put((server.port, policy.model_card()))
     stop_ev.wait()
     server.stop()
 
@@ -111,7 +127,17 @@ def _bench_zmq(port: int, obs: dict, warmup: int, iters: int) -> dict:
             rtt.append(dt)
             policy_ms.append(t["policy"])
             server_ms.append(t["server"])
-            for k in ("decode", "queue", "validate", "postprocess", "encode"):
+            for k in (
+                "decode",
+                "queue",
+                "validate",
+                "preprocess",
+                "model",
+                "backbone",
+                "action_head",
+                "postprocess",
+                "encode",
+            ):
                 stages.setdefault(k, []).append(t.get(k, 0.0))
     overhead = [r - m for r, m in zip(rtt, policy_ms, strict=True)]
     return {
@@ -166,6 +192,9 @@ def run(cfg: DictConfig) -> int:
     if unknown:
         log.error("bench.params has unknown keys %s; known: %s", sorted(unknown), sorted(DEFAULTS))
         return 2
+    if p["policy"] not in ("constant", "replay", "gr00t"):
+        log.error("bench.params.policy=%r: use constant, replay or gr00t", p["policy"])
+        return 2
     if p["policy"] == "replay" and not p["dataset"]:
         log.error("bench.params.policy=replay needs bench.params.dataset=<dataset root>")
         return 2
@@ -177,6 +206,19 @@ def run(cfg: DictConfig) -> int:
             "video": rp.spec.video,
             "state": rp.spec.state,
             "language_key": rp.spec.language_key,
+        }
+    cfg_plain = None
+    if p["policy"] == "gr00t":
+        # The embodiment's own keys and widths; every view at height x width.
+        es = spec_from_embodiment(cfg.embodiment, [int(p["height"]), int(p["width"])])
+        spec_kw = {
+            **spec_kw,
+            "video": es.video,
+            "state": es.state,
+            "language_key": es.language_key,
+        }
+        cfg_plain = {
+            k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("model", "embodiment", "deploy")
         }
     obs = _observation(spec_kw)
     nbytes = sum(v.nbytes for v in obs.values() if isinstance(v, np.ndarray))
@@ -193,10 +235,14 @@ def run(cfg: DictConfig) -> int:
             log.error("bench.params.transports: unknown transport %r (zmq | http)", transport)
             return 2
         port_q, stop_ev = ctx.Queue(), ctx.Event()
-        proc = ctx.Process(target=_serve_process, args=(transport, p, port_q, stop_ev), daemon=True)
+        proc = ctx.Process(
+            target=_serve_process, args=(transport, p, port_q, stop_ev, cfg_plain), daemon=True
+        )
         proc.start()
         try:
-            port = port_q.get(timeout=60)
+            # a real model builds and captures / compiles its graphs first
+            port, card = port_q.get(timeout=900 if p["policy"] == "gr00t" else 60)
+            results.setdefault("model_card", card)
             fn = _bench_zmq if transport == "zmq" else _bench_http
             results[transport] = fn(port, obs, int(b.warmup), int(b.iters))
         finally:

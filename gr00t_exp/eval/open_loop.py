@@ -31,6 +31,7 @@ from gr00t_exp.data.meta import DatasetMeta, load_meta
 from gr00t_exp.data.stats import load_or_compute_stats
 from gr00t_exp.embodiment import EmbodimentLayout
 from gr00t_exp.eval.metrics import aggregate, episode_metrics, format_table
+from gr00t_exp.eval.n16_open_loop import is_n16_eval, predict_episode_n16, setup_n16
 from gr00t_exp.eval.plots import plot_episode
 from gr00t_exp.model import load_pretrained
 
@@ -197,7 +198,9 @@ def evaluate(
 
     Raises EvalEpisodesError when nothing is held out and training episodes were not asked for."""
     out = Path(out_dir or cfg.paths.output_dir)
-    setup, episodes = _setup(cfg, checkpoint)
+    # GR00T N1.6 prepares and decodes episodes with its processor (eval/n16_open_loop.py).
+    n16 = is_n16_eval(model, checkpoint)
+    setup, episodes = setup_n16(cfg, checkpoint, eval_episodes) if n16 else _setup(cfg, checkpoint)
     if model is None:
         model = load_pretrained(checkpoint)
     device = _device(cfg)
@@ -211,7 +214,8 @@ def evaluate(
     plots_dir = out / "plots"
     for ep in episodes:
         gt = _ground_truth(setup, ep, cfg.eval.max_steps_per_episode)
-        pred_seq, starts, sse, n = _predict_episode(cfg, model, setup, ep, len(gt), device)
+        predict = predict_episode_n16 if n16 else _predict_episode
+        pred_seq, starts, sse, n = predict(cfg, model, setup, ep, len(gt), device)
         norm_sse, norm_n = norm_sse + sse, norm_n + n
         m = episode_metrics(pred_seq, gt, groups, starts, setup.baseline)
         per_ep[int(ep)] = m

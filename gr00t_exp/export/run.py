@@ -81,6 +81,11 @@ def run(cfg: DictConfig) -> int:
         return 2
     if exp.format == "hub":
         path = save_pretrained(model, out, dtype=exp.dtype)
+        src_meta = Path(str(exp.checkpoint or "")) / "experiment_cfg"
+        if exp.checkpoint and src_meta.is_dir() and not (Path(path) / "experiment_cfg").is_dir():
+            # GR00T N1.6's hub layout has no experiment_cfg/; keep this project's (the serving
+            # layout and training config Gr00tPolicy reads) beside the processor files.
+            shutil.copytree(src_meta, Path(path) / "experiment_cfg")
         print(f"exported hub checkpoint ({exp.dtype or 'same dtype'}) -> {path}")
         return 0
 

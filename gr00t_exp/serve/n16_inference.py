@@ -10,6 +10,7 @@ sample's last observed state). torch is imported by the caller.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +76,43 @@ class N16Inference:
             for i in range(obs.batch_size)
         ]
         return {k: np.stack([r[k] for r in rows]).astype(np.float32) for k in self.layout.keys("action")}
+
+
+def _to_device(v: Any, device: str) -> Any:
+    if hasattr(v, "to"):
+        return v.to(device)
+    if isinstance(v, list):  # the processor's per-image pixel values
+        return [_to_device(x, device) for x in v]
+    return v
+
+
+def predict_n16(policy: Any, obs: Observation, options: dict | None) -> tuple[dict[str, np.ndarray], dict]:
+    """Gr00tPolicy._predict for an N1.6 checkpoint: (actions {key: (B, steps, D)}, timing ms)."""
+    import torch
+
+    n16: N16Inference = policy.n16
+    t0 = time.perf_counter()
+    batch = {k: _to_device(v, policy.device) for k, v in n16.batch(obs).items()}
+    init_noise = None
+    seed = (options or {}).get("seed")
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"options.seed must be an integer, got {seed!r}")
+        cfg = policy.model.config
+        gen = torch.Generator().manual_seed(seed)
+        init_noise = torch.randn(obs.batch_size, cfg.action_horizon, cfg.max_action_dim, generator=gen)
+        init_noise = init_noise.to(policy.device, policy.model.dtype)
+    sync = torch.cuda.synchronize if policy.device.startswith("cuda") else (lambda: None)
+    sync()
+    t1 = time.perf_counter()
+    pred = policy.fast(batch, init_noise)
+    sync()
+    t2 = time.perf_counter()
+    actions = n16.decode(pred.float().cpu().numpy(), obs)
+    t3 = time.perf_counter()
+    model_ms = (t2 - t1) * 1e3
+    timing = {"preprocess": (t1 - t0) * 1e3, "model": model_ms, "postprocess": (t3 - t2) * 1e3}
+    if policy.fast.graphed is None:  # a graph replay runs no hooks: no backbone / head split
+        bb = min(policy._bb_ms, model_ms)
+        timing.update(backbone=bb, action_head=model_ms - bb)
+    return actions, timing

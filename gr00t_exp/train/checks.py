@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from gr00t_exp.data.n16.relative_stats import RelativeStatsError, check_relative_keys
 from gr00t_exp.embodiment import EmbodimentLayout, family_of, projector_table
 
 log = logging.getLogger(__name__)
@@ -207,3 +208,22 @@ def check_eval_horizon(cfg: DictConfig) -> None:
         raise PreflightError(
             f"embodiment.action_indices={idx}: open-loop evaluation needs consecutive steps 0..N-1"
         )
+
+
+def check_relative_actions(cfg: DictConfig, metas: list[Any], n16: bool) -> None:
+    """`embodiment.relative_action_keys` (GR00T N1.6): each key is an action key with a same-width
+    state key in every dataset (the relative statistics are computed from the pair)."""
+    keys = [str(k).removeprefix("action.") for k in (cfg.embodiment.get("relative_action_keys") or [])]
+    if not keys:
+        return
+    if not n16:
+        raise PreflightError(
+            f"embodiment.relative_action_keys={keys} is a GR00T N1.6 setting but model={cfg.model.name} is "
+            "N1.5; fine-tune with model=gr00t_n16, or clear it (N1.5 reads relative keys from modality.json's "
+            "absolute: false)"
+        )
+    for meta in metas:
+        try:
+            check_relative_keys(EmbodimentLayout.from_meta(cfg.embodiment, meta), keys, str(meta.root))
+        except RelativeStatsError as e:
+            raise PreflightError(str(e)) from None

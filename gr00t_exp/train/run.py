@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from gr00t_exp.data.errors import DatasetError
 from gr00t_exp.eval.open_loop import EvalEpisodesError, evaluate
+from gr00t_exp.model.build import is_n16
 from gr00t_exp.train import checks
 from gr00t_exp.train.build import (
     build_datamodule,
@@ -50,6 +51,7 @@ def prepare(cfg: DictConfig):
     roots = [p for p, _ in inner.source_paths()]  # writes the synthetic dataset (once, cached)
     metas = checks.check_datasets(cfg, roots)
     checks.check_data(metas)
+    checks.check_relative_actions(cfg, metas, is_n16(cfg.model))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build_model_for_training(cfg)
     checks.check_embodiment_fits_model(cfg, metas, getattr(model, "config", None))

@@ -37,7 +37,9 @@ class Gr00tN16DataModule(Gr00tDataModule):
         seed: int = 42,
         synthetic_dir: str | Path | None = None,
     ) -> None:
-        super().__init__(data_cfg, embodiment, None, cache_dir=cache_dir, seed=seed, synthetic_dir=synthetic_dir)
+        super().__init__(
+            data_cfg, embodiment, None, cache_dir=cache_dir, seed=seed, synthetic_dir=synthetic_dir
+        )
         self.model_config = model_config
         self.base_files = base_files
         self.relative = relative_keys(embodiment)
@@ -54,7 +56,9 @@ class Gr00tN16DataModule(Gr00tDataModule):
         if m.base_model_path and not m.random_init:
             from gr00t_exp.model.checkpoint import resolve_checkpoint_dir
 
-            base_files = read_processor_files(resolve_checkpoint_dir(str(m.base_model_path), m.revision), False)
+            base_files = read_processor_files(
+                resolve_checkpoint_dir(str(m.base_model_path), m.revision), False
+            )
         return cls(
             cfg.data,
             cfg.embodiment,

@@ -101,7 +101,9 @@ def embodiment_statistics(
                     f"{spec.column}: the dataset statistics have no entry for {spec.name}; recompute them "
                     "(python run.py mode=stats data=...)"
                 )
-            out[group][spec.key] = {s: [float(v) for v in vals] for s, vals in per_key[group][spec.key].items()}
+            out[group][spec.key] = {
+                s: [float(v) for v in vals] for s, vals in per_key[group][spec.key].items()
+            }
     return out
 
 
@@ -126,7 +128,11 @@ def processor_files(
     configs = dict(kwargs.get("modality_configs") or {})
     configs[tag] = modality_config(layout, relative)
     kwargs["modality_configs"] = configs
-    proc = {**proc, "processor_class": proc.get("processor_class", PROCESSOR_CLASS), "processor_kwargs": kwargs}
+    proc = {
+        **proc,
+        "processor_class": proc.get("processor_class", PROCESSOR_CLASS),
+        "processor_kwargs": kwargs,
+    }
     stats = dict(base.get(STATISTICS_NAME) or {})
     stats[tag] = embodiment_statistics(layout, column_stats, modality, relative_stats)
     ids = dict(base.get(EMBODIMENT_ID_NAME) or projector_table(FAMILY))

@@ -72,7 +72,7 @@ class N16ActionHead(nn.Module):
             interleave_self_attention=dit.interleave_self_attention,
         )
         # Sinusoid frequencies rounded correctly (not CPU-dependent): at bucket 750 a one-ulp
-        # frequency moves the step-3 velocity by 1e-5; with them the fixture matches to 2e-6.
+        # frequency moves the step-3 velocity by 1e-5; with them every Euler step matches to 3e-6.
         self.model.timestep_encoder.exact_frequencies = True
         self.state_encoder = CategorySpecificMLP(e, cfg.max_state_dim, cfg.hidden_size, d)
         self.action_encoder = MultiEmbodimentActionEncoder(cfg.max_action_dim, d, e)
