@@ -10,7 +10,10 @@ writer and by `concat_videos` start every episode on a key frame, so this is the
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Optional
@@ -165,6 +168,23 @@ def _copy_packets(src: Path, dest: Path, packets: list[av.Packet]) -> None:
             out.mux(p)
 
 
+@contextlib.contextmanager
+def _keep_thread_scheduling() -> Iterator[None]:
+    """Restore the calling thread's scheduling policy afterwards: SVT-AV1, run as root, switches
+    the thread that opens it to SCHED_FIFO, which would outlive the encode (and starve the
+    machine's other work from a data-conversion job)."""
+    if not hasattr(os, "sched_getscheduler"):
+        yield
+        return
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        yield
+    finally:
+        if os.sched_getscheduler(0) != policy:
+            with contextlib.suppress(OSError):  # dropping back to SCHED_OTHER is always allowed
+                os.sched_setscheduler(0, policy, param)
+
+
 def _reencode_span(src: Path, dest: Path, start_s: float, end_s: float, family: str) -> None:
     if family not in LOSSLESS:
         raise ValueError(
@@ -173,7 +193,7 @@ def _reencode_span(src: Path, dest: Path, start_s: float, end_s: float, family: 
             "Fix: re-encode the source with a key frame at every episode start"
         )
     encoder, options = LOSSLESS[family]
-    with av.open(str(src)) as inp, av.open(str(dest), "w") as out:
+    with _keep_thread_scheduling(), av.open(str(src)) as inp, av.open(str(dest), "w") as out:
         istream = inp.streams.video[0]
         tb = istream.time_base
         rate = Fraction(istream.average_rate or istream.guessed_rate)

@@ -3,6 +3,7 @@ of a cut that does not start on a key frame."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import av
@@ -85,3 +86,11 @@ def test_even_frames():
     assert even_frames(np.zeros((2, 5, 7, 3), np.uint8)).shape == (2, 4, 6, 3)
     same = np.zeros((1, 4, 6, 3), np.uint8)
     assert even_frames(same) is same
+
+
+def test_reencode_leaves_the_callers_scheduling_as_it_was(tmp_path: Path):
+    # SVT-AV1 run as root switches the thread that opens it to SCHED_FIFO
+    src = shared_path(*AV1_CHUNK)
+    before = os.sched_getscheduler(0)
+    assert cut_video(src, tmp_path / "off.mp4", 1 / 15, 9 / 15) == "reencode"
+    assert os.sched_getscheduler(0) == before
