@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml Makefile
 	ln -sf /usr/lib/x86_64-linux-gnu/libddsc* /usr/lib/x86_64-linux-gnu/libcycloneddsidl* $(DDS_PREFIX)/lib/
 	ln -sfn /usr/include $(DDS_PREFIX)/include
 	ln -sfn /usr/bin $(DDS_PREFIX)/bin
-	CYCLONEDDS_HOME=$(DDS_PREFIX) $(BIN)/pip install -q "cyclonedds==0.10.2" "opencv-python-headless>=4.8"
+	CYCLONEDDS_HOME=$(DDS_PREFIX) $(BIN)/pip install -q "cyclonedds==0.10.2"
 	touch $(STAMP)
 
 system-deps:
