@@ -57,7 +57,12 @@ def test_experiment_composes_as_written(name):
 def test_experiment_trains_a_few_steps(name, cache, tmp_path):
     from gr00t_exp.train.run import run
 
-    cfg = compose_config([f"experiment={name}", f"paths.cache_dir={cache}", *FAST], output_dir=tmp_path)
+    # The tiny model of the experiment's own family (an N1.6 experiment's data path is N1.6's).
+    family = compose_config([f"experiment={name}"]).model.name.removesuffix("_tiny")
+    tiny = [f"model={family}_tiny"]
+    cfg = compose_config(
+        [f"experiment={name}", f"paths.cache_dir={cache}", *FAST, *tiny], output_dir=tmp_path
+    )
     value = run(cfg)
     assert isinstance(value, float) and math.isfinite(value)
     assert list((tmp_path / "checkpoints").glob("step=*.ckpt"))

@@ -12,7 +12,7 @@ Method (the one upstream's figures in docs/benchmarks.md were measured with, so 
   codegen); `inductor` (torch.compile mode `bench.params.compile_mode`, "reduce-overhead" =
   Inductor + CUDA graphs); `graph` (the serving fast path, model/inference.py: the whole
   get_action captured in one CUDA graph, eager kernels) and `graphcompile` (the same capture of
-  Inductor kernels); suffix `_noamp` = bf16 without autocast, `_plain` = without the model's
+  Inductor kernels; `graphfreeze`: with Inductor freezing, weights folded as constants); suffix `_noamp` = bf16 without autocast, `_plain` = without the model's
   inference caches (fused q/k/v, cached timestep tensors: the computation before them), e.g.
   `eager_plain_noamp`. Default: eager, cudagraphs_noamp, inductor. Each output is compared with eager on the same initial noise; peak
   memory is reset before each variant.
@@ -199,7 +199,7 @@ def bench_inference(
             amp = "noamp" not in flags
             plain = plain_path() if "plain" in flags else contextlib.nullcontext()
             with plain:
-                if kind in ("graph", "graphcompile"):
+                if kind in ("graph", "graphcompile", "graphfreeze"):
                     out = _bench_graphed(model, batch, noise, device, warmup, iters, kind, amp, ref)
                 elif kind == "eager":
                     with torch.inference_mode(), _amp(device, amp):
@@ -252,9 +252,9 @@ def bench_inference(
 def _bench_graphed(model, batch, noise, device, warmup: int, iters: int, kind: str, amp: bool, ref):
     """The serving fast path's graphed get_action (model/inference.py): capture (or compile + capture)
     time, replay latency (inputs copied into the graph's buffers each call, as serving does)."""
-    mode = "compile" if kind == "graphcompile" else "cudagraph"
+    mode = "cudagraph" if kind == "graph" else "compile"
     torch._dynamo.reset()
-    fast = GraphedGetAction(model, mode=mode, autocast=amp)
+    fast = GraphedGetAction(model, mode=mode, autocast=amp, freeze=kind == "graphfreeze")
     t0 = time.perf_counter()
     first = fast(batch, init_noise=noise)
     _sync(device)

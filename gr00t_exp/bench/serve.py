@@ -37,7 +37,6 @@ from gr00t_exp_client.memtune import tune_malloc
 from omegaconf import DictConfig, OmegaConf
 
 from gr00t_exp.serve.base import ConstantPolicy
-from gr00t_exp.serve.http_server import HttpPolicyServer
 from gr00t_exp.serve.observation import ObservationSpec
 from gr00t_exp.serve.replay import ReplayPolicy
 from gr00t_exp.serve.run import build_policy, spec_from_embodiment
@@ -86,6 +85,9 @@ def _serve_process(transport: str, p: dict, port_q, stop_ev, cfg_plain: dict | N
     if transport == "zmq":
         server = ZmqPolicyServer(policy, port=0)
     else:
+        # imported here: the HTTP server needs the optional fastapi extra
+        from gr00t_exp.serve.http_server import HttpPolicyServer
+
         server = HttpPolicyServer(policy, port=0)
     server.start()
     port_q.put((server.port, policy.model_card()))

@@ -38,14 +38,32 @@ def plain_path() -> Iterator[None]:
         _state.off = before
 
 
+# Set while Inductor compiles with `freezing` (model/inference.py): parameters are constants
+# then, so weight-only expressions (the q/k/v concatenation, the timestep modulations) are folded
+# at compile time and the fused forms cost nothing per call. A module global: the compiler reads
+# it as a constant.
+FOLD_UNDER_COMPILE = False
+
+
+@contextlib.contextmanager
+def folding_under_compile() -> Iterator[None]:
+    global FOLD_UNDER_COMPILE
+    before = FOLD_UNDER_COMPILE
+    FOLD_UNDER_COMPILE = True
+    try:
+        yield
+    finally:
+        FOLD_UNDER_COMPILE = before
+
+
 def caching_enabled() -> bool:
-    """Whether derived values may be reused now: no autograd, not tracing for the compiler, not
-    inside `plain_path`."""
-    return (
-        not torch.is_grad_enabled()
-        and not torch.compiler.is_compiling()
-        and not getattr(_state, "off", False)
-    )
+    """Whether the inference forms (fused weights, cached timestep tensors) are used now: no
+    autograd, not inside `plain_path`; under torch.compile only while it folds constants."""
+    if torch.is_grad_enabled():
+        return False
+    if torch.compiler.is_compiling():
+        return FOLD_UNDER_COMPILE
+    return not getattr(_state, "off", False)
 
 
 def _param_key(params: Sequence[Tensor]) -> tuple:
@@ -63,8 +81,8 @@ class DerivedCache(Generic[T]):
         self._max = max_entries
 
     def get(self, params: Sequence[Tensor], build: Callable[[], T], extra: Hashable = None) -> T:
-        if not caching_enabled():
-            return build()
+        if torch.compiler.is_compiling() or not caching_enabled():
+            return build()  # traced (and, frozen, folded) by the compiler; no version guards
         key = _param_key(params)
         hit = self._entries.get(extra)
         if hit is not None and hit[0] == key:

@@ -49,7 +49,8 @@ def action_time_sinusoid(timesteps: Tensor, dim: int, exact_frequencies: bool = 
     `exact_frequencies` (N1.6): exp rounded correctly (float64), independent of the CPU's SIMD exp.
     """
     half = dim // 2
-    step = torch.log(torch.tensor(10000.0, dtype=torch.float32, device=timesteps.device)) / half
+    # torch.full, not torch.tensor: no host-to-device copy (allowed inside a CUDA-graph capture).
+    step = torch.log(torch.full((), 10000.0, dtype=torch.float32, device=timesteps.device)) / half
     exponent = -torch.arange(half, dtype=torch.float32, device=timesteps.device) * step
     rates = exponent.double().exp().float() if exact_frequencies else exponent.exp()
     freqs = timesteps.float().unsqueeze(-1) * rates

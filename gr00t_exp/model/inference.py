@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from gr00t_exp.model.derived import folding_under_compile
+
 log = logging.getLogger(__name__)
 
 MODES = ("cudagraph", "compile")
@@ -57,6 +59,7 @@ class GraphedGetAction:
         autocast: bool = True,
         max_graphs: int = 16,
         warmup_iters: int = 2,
+        freeze: bool = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"fast path mode must be one of {MODES}, got {mode!r}")
@@ -68,6 +71,9 @@ class GraphedGetAction:
         self.autocast = autocast
         self.max_graphs = max_graphs
         self.warmup_iters = warmup_iters
+        # compile: Inductor `freezing` (weights as constants: folds the fused q/k/v weights and the
+        # timestep modulations at compile time; weights changed later are not seen: `reset()`).
+        self.freeze = freeze and mode == "compile"
         self._graphs: OrderedDict[tuple, _Graph] = OrderedDict()
         head_cfg = model.action_head.config
         self._chunk = (head_cfg.action_horizon, head_cfg.action_dim)
@@ -97,12 +103,24 @@ class GraphedGetAction:
 
     def reset(self) -> None:
         self._graphs.clear()
+        if self.mode == "compile":
+            torch._dynamo.reset()  # frozen weights / specialised code of the old model
 
     # -- capture ---------------------------------------------------------------------------
     def _run(self, inputs: dict[str, Tensor], noise: Tensor) -> Tensor:
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
         with torch.inference_mode(), amp:
             return self._fn(inputs, init_noise=noise, num_steps=self.num_steps)["action_pred"]
+
+    def _compile_context(self) -> contextlib.AbstractContextManager:
+        if not self.freeze:
+            return contextlib.nullcontext()
+        import torch._inductor.config as inductor_config
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(inductor_config.patch(freezing=True))
+        stack.enter_context(folding_under_compile())
+        return stack
 
     def _capture(self, inputs: dict[str, Tensor]) -> _Graph:
         t0 = time.perf_counter()
@@ -113,7 +131,7 @@ class GraphedGetAction:
         # caches, Inductor compilation): nothing of that may happen inside the capture.
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
+        with torch.cuda.stream(side), self._compile_context():
             for _ in range(self.warmup_iters):
                 self._run(static, noise)
         torch.cuda.current_stream().wait_stream(side)

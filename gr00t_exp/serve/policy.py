@@ -7,7 +7,9 @@ experiment_cfg/metadata.json, the training embodiment config from this project's
 the list of differences. Per request: validate (observation.py) -> eval video transform (centre
 crop + resize, as training's eval path) -> normalise + pack + processor (the training pipeline's
 own functions) -> model.get_action -> un-normalise per key -> relative keys made absolute with
-the observed state. torch is imported only when a Gr00tPolicy is built.
+the observed state. A GR00T N1.6 export (config.json model_type Gr00tN1d6) is served through its
+processor files instead (serve/n16_inference.py: its normalisation, image pipeline and relative
+decoding), and reports generation n1.6. torch is imported only when a Gr00tPolicy is built.
 """
 
 from __future__ import annotations
@@ -187,6 +189,9 @@ class Gr00tPolicy(BasePolicy):
         then the start-up warm-up, reported in the model card."""
         from gr00t_exp.serve.fast_path import FastPath, warm_up
 
+        if getattr(self, "n16", None) is not None:
+            # N1.6 runs its own pipeline (n16_inference.py): no graphs to capture yet
+            mode, gpu_pre, sizes = "off", False, None
         self.fast = FastPath(self.model, mode, self.device, self.denoising_steps, autocast)
         self.gpu_preprocess = self.device.startswith("cuda") if gpu_pre is None else bool(gpu_pre)
         self._card.update(self.fast.startup, gpu_preprocess=self.gpu_preprocess)

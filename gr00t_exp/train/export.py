@@ -66,7 +66,12 @@ def export_run(
         extra_best = dict(extra, step=int(ckpt.get("global_step", -1)))
         extra_best[t.monitor] = float(score) if score is not None else None
         exports["best"] = export_hub(
-            exportable(lit.model), out_dir / "export" / "best", metadata, cfg, extra_best, processor_files=files
+            exportable(lit.model),
+            out_dir / "export" / "best",
+            metadata,
+            cfg,
+            extra_best,
+            processor_files=files,
         )
         lit.load_state_dict(live)  # back to the last weights (the eval after fit uses them)
     return exports

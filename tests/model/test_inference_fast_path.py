@@ -12,6 +12,7 @@ from gr00t_exp.bench.model import make_batch
 from gr00t_exp.config.compose import compose_config
 from gr00t_exp.model import build_model
 from gr00t_exp.model.derived import DerivedCache, caching_enabled, plain_path
+from gr00t_exp.model.inference import GraphedGetAction
 from gr00t_exp.model.processor import Gr00tProcessor
 
 TOL = 1e-5
@@ -123,3 +124,27 @@ def test_cache_is_bounded_and_rebuilds_under_grad():
     assert len(cache) == 2 and len(calls) == 3
     cache.get([lin.weight], build, "c")  # grad enabled: built, not cached
     assert len(calls) == 4
+
+
+def test_graphed_get_action_needs_cuda_and_a_known_mode(model):
+    with pytest.raises(ValueError, match="mode must be one of"):
+        GraphedGetAction(model, mode="fast")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA device"):
+            GraphedGetAction(model)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_graph_replay_equals_eager_on_the_gpu(model, batch):
+    m = copy.deepcopy(model).cuda()
+    b = {k: v.cuda() for k, v in batch.items()}
+    noise = _noise().cuda()
+    with torch.inference_mode():
+        ref = m.get_action(b, init_noise=noise)["action_pred"]
+    fast = GraphedGetAction(m, mode="cudagraph", autocast=False)
+    first = fast(b, init_noise=noise)
+    again = fast(b, init_noise=noise)
+    assert len(fast.signatures) == 1
+    assert (first - ref).abs().max().item() < 1e-4 and torch.equal(first, again)
+    other = fast({**b, "state": b["state"] + 1.0}, init_noise=noise)  # inputs are copied in
+    assert (other - first).abs().max().item() > 1e-4

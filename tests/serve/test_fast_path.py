@@ -97,3 +97,33 @@ def test_device_side_preprocessing_matches_the_cpu_transform(policies):
     ref = cpu.reshape(-1, *cpu.shape[-3:]).permute(0, 3, 1, 2)
     diff = (dev - ref).abs()
     assert diff.max() <= 1.0 and (diff > 0).float().mean() < 0.02
+
+
+def test_bench_serve_with_the_real_model_reports_its_stages(tmp_path):
+    """bench=serve policy=gr00t: the server builds the random-init model as mode=serve does."""
+    import json
+
+    from gr00t_exp.bench.serve import run as bench_run
+
+    cfg = compose_config(
+        [
+            *G1,
+            "mode=bench",
+            "bench=serve",
+            "bench.iters=4",
+            "bench.warmup=1",
+            "bench.params.policy=gr00t",
+            "bench.params.transports=[zmq]",
+            "bench.params.height=48",
+            "bench.params.width=64",
+            "deploy.policy.device=cpu",
+        ],
+        output_dir=tmp_path,
+    )
+    assert bench_run(cfg) == 0
+    res = json.loads((tmp_path / "bench_serve.json").read_text())
+    assert res["model_card"]["random_init"] is True and res["model_card"]["startup"]["warmup_s"] > 0
+    assert set(res["observation"]) >= {"video.cam_right_high", "video.cam_left_wrist", "state.left_arm"}
+    stages = res["zmq"]["server_stages_p50_ms"]
+    assert stages["model"] > 0 and stages["preprocess"] > 0
+    assert res["zmq"]["round_trip_ms"]["p50"] >= res["zmq"]["policy_ms"]["p50"]

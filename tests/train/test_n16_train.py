@@ -17,12 +17,13 @@ from gr00t_exp.config.compose import compose_config
 from gr00t_exp.data.meta import load_meta
 from gr00t_exp.data.stats import compute_all_stats
 from gr00t_exp.eval.open_loop import run as run_eval
+from gr00t_exp.export.run import run as run_export
 from gr00t_exp.model.n16.checkpoint import load_pretrained as load_n16
 from gr00t_exp.model.n16.model import Gr00tN16
 from gr00t_exp.model.tuning import has_lora
 from gr00t_exp.serve.observation import parse_observation
 from gr00t_exp.serve.policy import Gr00tPolicy
-from gr00t_exp.serve.zmq_server import ZmqPolicyServer
+from gr00t_exp.serve.run import build_policy, build_server
 from gr00t_exp.train.build import build_model_for_training
 from tests.serve.upstream_client import UpstreamStyleClient
 
@@ -170,8 +171,17 @@ def test_policy_serves_n16_nested_observations(policy):
     np.testing.assert_allclose(base["left_hand"], np.broadcast_to(mid, (2, 16, 7)), atol=1e-5)
 
 
-def test_zmq_server_speaks_n16_to_an_n16_client(policy):
-    with ZmqPolicyServer(policy, port=0) as srv:  # protocol auto: the checkpoint's generation
+def test_mode_serve_speaks_n16_to_an_n16_client(cache, export, tmp_path):
+    # mode=serve's own factories; deploy.server.protocol stays auto: the checkpoint's generation.
+    serve = [
+        "deploy=zmq",
+        f"deploy.policy.checkpoint={export}",
+        "deploy.policy.device=cpu",
+        "deploy.server.port=0",
+    ]
+    cfg = compose_config(n16_overrides(cache) + ["mode=serve", *serve], output_dir=tmp_path)
+    policy = build_policy(cfg)
+    with build_server(cfg, policy) as srv:
         client = UpstreamStyleClient(srv.port, generation="n1.6")
         try:
             action, info = client.get_action_n16(nested(policy, batch=1))
@@ -204,3 +214,32 @@ def test_relative_key_without_its_state_fails_before_training(cache, tmp_path, c
     assert train_tiny_n16(tmp_path, cache, extra=extra) == 2
     err = capsys.readouterr().err
     assert "action.left_arm" in err and "relative_action_keys" in err
+
+
+def test_g1_inspire_n16_experiment_is_upstreams_n16_recipe():
+    cfg = compose_config(["experiment=g1_inspire_n16"])
+    assert cfg.model.name == "gr00t_n16" and cfg.model.base_model_path == "nvidia/GR00T-N1.6-3B"
+    assert (
+        cfg.embodiment.name == "unitree_g1_inspire_2cameras"
+        and cfg.embodiment.embodiment_tag == "new_embodiment"
+    )
+    assert list(cfg.embodiment.relative_action_keys) == list(ARMS)
+    m = cfg.model
+    assert (m.tune_llm, m.tune_visual, m.tune_projector, m.tune_diffusion_model) == (False, False, True, True)
+    assert cfg.trainer.accelerator == "gpu" and cfg.deploy.server.protocol == "auto"
+
+
+def test_mode_export_hub_keeps_the_n16_processor_files_and_serving_layout(cache, export, tmp_path):
+    out = tmp_path / "bf16"
+    overrides = n16_overrides(cache) + [
+        "mode=export",
+        f"export.checkpoint={export}",
+        "export.format=hub",
+        "export.dtype=bfloat16",
+        f"export.output={out}",
+    ]
+    assert run_export(compose_config(overrides, output_dir=tmp_path)) == 0
+    for name in ("processor_config.json", "statistics.json", "embodiment_id.json"):
+        assert json.loads((out / name).read_text()) == json.loads((export / name).read_text())
+    assert (out / "experiment_cfg" / "metadata.json").is_file()
+    assert Gr00tPolicy(out, device="cpu").generation == "n1.6"

@@ -21,6 +21,11 @@ from gr00t_exp.data.n16.processor_files import processor_files, relative_keys
 from gr00t_exp.data.n16.relative_stats import load_or_compute_relative_stats
 from gr00t_exp.data.video import FrameCache
 from gr00t_exp.embodiment import EmbodimentLayout
+from gr00t_exp.model.build import n16_architecture
+from gr00t_exp.model.checkpoint import resolve_checkpoint_dir
+from gr00t_exp.model.n16.checkpoint import read_config, read_processor_files
+from gr00t_exp.model.n16.processor import Gr00tN16Processor
+from gr00t_exp.model.processor import ASSETS_DIR
 
 
 class Gr00tN16DataModule(Gr00tDataModule):
@@ -48,21 +53,20 @@ class Gr00tN16DataModule(Gr00tDataModule):
 
     @classmethod
     def from_config(cls, cfg: Any, processor: Any = None) -> Gr00tN16DataModule:
-        from gr00t_exp.model.build import n16_architecture
-        from gr00t_exp.model.n16.checkpoint import read_processor_files
-
         m = cfg.model
+        arch = n16_architecture(m)
         base_files = None
         if m.base_model_path and not m.random_init:
-            from gr00t_exp.model.checkpoint import resolve_checkpoint_dir
-
-            base_files = read_processor_files(
-                resolve_checkpoint_dir(str(m.base_model_path), m.revision), False
-            )
+            # The pretrained base (a hub id is fetched once; the model build reuses the cache): its
+            # sizes are what the batches must fit, its processor files what the run extends.
+            base = resolve_checkpoint_dir(str(m.base_model_path), m.revision)
+            arch, _ = read_config(base)
+            arch.set_action_chunk(m.action_horizon, m.max_action_dim)
+            base_files = read_processor_files(base, required=False)
         return cls(
             cfg.data,
             cfg.embodiment,
-            n16_architecture(m),
+            arch,
             base_files or None,
             cache_dir=cfg.paths.cache_dir,
             seed=int(cfg.seed),
@@ -97,10 +101,7 @@ class Gr00tN16DataModule(Gr00tDataModule):
     @property
     def processor(self) -> Any:
         if self._n16_processor is None:
-            from transformers import Qwen2TokenizerFast
-
-            from gr00t_exp.model.n16.processor import Gr00tN16Processor
-            from gr00t_exp.model.processor import ASSETS_DIR
+            from transformers import Qwen2TokenizerFast  # heavy: only once batches are made
 
             files = self.processor_files()
             tok = Qwen2TokenizerFast.from_pretrained(str(ASSETS_DIR), local_files_only=True)
@@ -119,6 +120,3 @@ class Gr00tN16DataModule(Gr00tDataModule):
     def augment_on(self) -> str:
         # The N1.6 processor transforms the views itself (on the loader workers).
         return "cpu"
-
-    def metadata(self) -> dict:
-        return self.processor_files()
