@@ -57,9 +57,14 @@ class Attention(nn.Module):
         )
         return list(F.linear(x, w, b).split([lin.out_features for lin in parts], dim=-1))
 
+    def _fusable(self, *parts: nn.Module) -> bool:
+        """Plain linear layers only: a LoRA-wrapped projection (peft) adds its adapter in its own
+        forward, which a GEMM over the base weights would skip."""
+        return caching_enabled() and all(type(lin) is nn.Linear for lin in parts)
+
     def kv(self, context: Tensor) -> KV:
         """Keys and values of `context`, split into heads: (B, H, S, Dh) each."""
-        if caching_enabled():
+        if self._fusable(self.to_k, self.to_v):
             k, v = self._fused_linear(context, (self.to_k, self.to_v), "kv")
             return self._split(k), self._split(v)
         return self._split(self.to_k(context)), self._split(self.to_v(context))
@@ -68,7 +73,7 @@ class Attention(nn.Module):
         self, x: Tensor, context: Tensor | None = None, kv: KV | None = None, mask: Tensor | None = None
     ) -> Tensor:
         """`mask`: boolean (B, 1, 1, S) key mask, True = attend (None = every key, N1.5)."""
-        if kv is None and context is None and caching_enabled():
+        if kv is None and context is None and self._fusable(self.to_q, self.to_k, self.to_v):
             q, k, v = (
                 self._split(t) for t in self._fused_linear(x, (self.to_q, self.to_k, self.to_v), "qkv")
             )

@@ -6,6 +6,9 @@
 - the embodiment config the model was trained with (`<tag>.gr00t_exp.config.embodiment`, written
   by this project's export; absent in upstream checkpoints);
 - a normalisation hash and a checkpoint id for the handshake's model card.
+
+A GR00T N1.6 checkpoint without metadata.json (an upstream fine-tune) is described by its
+processor files instead (`n16_entry`); it then needs the serving embodiment config.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from gr00t_exp.data.modality import Modality, parse_modality
 from gr00t_exp.embodiment import bare
 
 METADATA_FILE = "experiment_cfg/metadata.json"
+# A GR00T N1.6 checkpoint's own description of its inputs (when it has no metadata.json).
+N16_PROCESSOR_CONFIG = "processor_config.json"
+N16_STATISTICS = "statistics.json"
 # Embodiment fields that change what the model sees or emits: serving must match training.
 COMPARED_FIELDS = (
     "embodiment_tag",
@@ -48,6 +54,8 @@ class CheckpointMismatchError(ValueError):
 def read_metadata(ckpt_dir: Path, embodiment_tag: str | None) -> tuple[str, dict]:
     """(tag, entry) of metadata.json; with no tag given the file must hold exactly one."""
     path = ckpt_dir / METADATA_FILE
+    if not path.is_file() and (ckpt_dir / N16_PROCESSOR_CONFIG).is_file():
+        return n16_entry(ckpt_dir, embodiment_tag)
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} not found: a servable checkpoint is an export in the hub layout with "
@@ -74,6 +82,43 @@ def read_metadata(ckpt_dir: Path, embodiment_tag: str | None) -> tuple[str, dict
         if not isinstance(entry.get(part), dict):
             raise ValueError(f"{path}: entry {embodiment_tag!r} lacks '{part}'")
     return embodiment_tag, entry
+
+
+def n16_entry(ckpt_dir: Path, embodiment_tag: str | None) -> tuple[str, dict]:
+    """(tag, a metadata.json-like entry) of a GR00T N1.6 checkpoint that has only its processor
+    files (an upstream fine-tune): keys from processor_config.json's modality config, widths from
+    statistics.json; no video resolution (any frame size is letterboxed by the N1.6 processor)."""
+    proc_path, stats_path = ckpt_dir / N16_PROCESSOR_CONFIG, ckpt_dir / N16_STATISTICS
+    try:
+        proc = json.loads(proc_path.read_text())
+        stats = json.loads(stats_path.read_text())
+    except FileNotFoundError as e:
+        raise FileNotFoundError(
+            f"{e.filename}: missing; a GR00T N1.6 checkpoint carries processor_config.json and statistics.json"
+        ) from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{ckpt_dir}: a processor file is not valid JSON: {e}") from None
+    configs = proc.get("processor_kwargs", proc).get("modality_configs", {})
+    tags = sorted(configs)
+    if embodiment_tag is None:
+        if len(tags) != 1:
+            raise ValueError(
+                f"{proc_path} has embodiment tags {tags}: choose one with deploy.policy.embodiment_tag"
+            )
+        embodiment_tag = tags[0]
+    if embodiment_tag not in configs or embodiment_tag not in stats:
+        raise CheckpointMismatchError(
+            f"{proc_path} / statistics.json have no entry for embodiment tag {embodiment_tag!r} (have "
+            f"{tags}); set deploy.policy.embodiment_tag (or embodiment.embodiment_tag) to one of them"
+        )
+    mods, st = configs[embodiment_tag], stats[embodiment_tag]
+    modalities: dict[str, dict] = {"video": {k: {} for k in mods["video"]["modality_keys"]}}
+    for group in ("state", "action"):
+        modalities[group] = {
+            k: {"shape": [len(st[group][k]["min"])], "absolute": True, "continuous": True}
+            for k in mods[group]["modality_keys"]
+        }
+    return embodiment_tag, {"statistics": st, "modalities": modalities, "embodiment_tag": embodiment_tag}
 
 
 def _plain(x: Any) -> Any:

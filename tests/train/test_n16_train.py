@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,8 @@ def nested(policy: Gr00tPolicy, batch: int = 2, seed: int = 0) -> dict:
     spec = policy.spec
     return {
         "video": {
-            k: rng.integers(0, 256, (batch, 1, *hw, 3), dtype=np.uint8) for k, hw in spec.video.items()
+            k: rng.integers(0, 256, (batch, 1, *(hw or (48, 64)), 3), dtype=np.uint8)
+            for k, hw in spec.video.items()
         },
         "state": {k: rng.uniform(-0.5, 0.5, (batch, 1, d)).astype(np.float32) for k, d in spec.state.items()},
         "language": {spec.language_key: [["pick up the cup"]] * batch},
@@ -243,3 +245,17 @@ def test_mode_export_hub_keeps_the_n16_processor_files_and_serving_layout(cache,
         assert json.loads((out / name).read_text()) == json.loads((export / name).read_text())
     assert (out / "experiment_cfg" / "metadata.json").is_file()
     assert Gr00tPolicy(out, device="cpu").generation == "n1.6"
+
+
+def test_an_n16_checkpoint_with_only_its_processor_files_is_served(cache, export, tmp_path):
+    # An upstream N1.6 fine-tune has no experiment_cfg/: its processor files describe the inputs,
+    # and the serving embodiment config names the keys.
+    bare_ckpt = tmp_path / "upstream_style"
+    shutil.copytree(export, bare_ckpt, ignore=shutil.ignore_patterns("experiment_cfg"))
+    with pytest.raises(ValueError, match="pass the serving embodiment"):
+        Gr00tPolicy(bare_ckpt, device="cpu")
+    cfg = compose_config(n16_overrides(cache), output_dir=tmp_path)
+    policy = Gr00tPolicy(bare_ckpt, embodiment=cfg.embodiment, device="cpu")
+    assert policy.generation == "n1.6" and policy.spec.state == {k: 7 for k in (*ARMS, *HANDS)}
+    actions = policy.get_action(nested(policy, batch=1))
+    assert actions["right_arm"].shape == (1, 16, 7)
