@@ -51,7 +51,8 @@ from gr00t_exp.config.compose import compose_config
 from gr00t_exp.model.build import build_model
 from gr00t_exp.model.derived import plain_path
 from gr00t_exp.model.inference import GraphedGetAction
-from gr00t_exp.model.processor import Gr00tProcessor
+from gr00t_exp.model.n16.processor import Gr00tN16Processor, N16Sample
+from gr00t_exp.model.processor import ASSETS_DIR, Gr00tProcessor
 from gr00t_exp.model.tuning import apply_tuning, parameter_summary, set_frozen_modules_to_eval
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,38 @@ def make_batch(
     return {k: v.to(device) for k, v in batch.items()}
 
 
+def make_batch_n16(
+    processor: Gr00tN16Processor, model, batch_size: int, prompt: str, device: torch.device
+) -> dict[str, Any]:
+    """An N1.6 batch: one random 256x256 view per sample (81 image tokens after the processor's
+    252x252 resize), normalised-range state and action of the model's widths, new_embodiment."""
+    cfg = model.config
+    rng = np.random.default_rng(0)
+    g = torch.Generator().manual_seed(0)
+    emb = processor.embodiment_id("new_embodiment")
+    samples = [
+        N16Sample(
+            text=prompt,
+            images=[rng.integers(0, 256, size=(256, 256, 3), dtype=np.uint8)],
+            embodiment_id=emb,
+            state=torch.rand(1, cfg.max_state_dim, generator=g).numpy() * 2 - 1,
+            action=torch.rand(cfg.action_horizon, cfg.max_action_dim, generator=g).numpy() * 2 - 1,
+            action_mask=np.ones((cfg.action_horizon, cfg.max_action_dim)),
+        )
+        for _ in range(batch_size)
+    ]
+    batch = processor.collate(samples)
+    return {k: ([t.to(device) for t in v] if isinstance(v, list) else v.to(device)) for k, v in batch.items()}
+
+
+def _noise_shape(model) -> tuple[int, int]:
+    """(action_horizon, action width) of the model's flow-matching chunk."""
+    if getattr(model, "family", "") == "gr00t_n16":
+        return model.config.action_horizon, model.config.max_action_dim
+    cfg = model.action_head.config
+    return cfg.action_horizon, cfg.action_dim
+
+
 def _compare(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
     a, b = a.float(), b.float()
     return {
@@ -181,9 +214,10 @@ def bench_inference(
     """
     model.eval()
     head = model.action_head
-    cfg = head.config
+    # The backbone / action-head split timing uses N1.5's head API (prepare(features, state, id)).
+    split = getattr(model, "family", "gr00t_n15") != "gr00t_n16"
     g = torch.Generator(device="cpu").manual_seed(1)
-    noise = torch.randn(1, cfg.action_horizon, cfg.action_dim, generator=g).to(device, torch.bfloat16)
+    noise = torch.randn(1, *_noise_shape(model), generator=g).to(device, torch.bfloat16)
 
     def eager_call(amp=True):
         with torch.inference_mode(), _amp(device, amp):
@@ -201,6 +235,11 @@ def bench_inference(
             with plain:
                 if kind in ("graph", "graphcompile", "graphfreeze"):
                     out = _bench_graphed(model, batch, noise, device, warmup, iters, kind, amp, ref)
+                elif kind == "eager" and not split:
+                    out = {
+                        "get_action": time_fn(lambda amp=amp: eager_call(amp), device, warmup, iters),
+                        "vs_eager": _compare(eager_call(amp).clone(), ref),
+                    }
                 elif kind == "eager":
                     with torch.inference_mode(), _amp(device, amp):
                         feats = model.backbone(batch)["backbone_features"]
@@ -445,9 +484,6 @@ def run(cfg: DictConfig) -> int:
         variants = [v for v in variants if not v.startswith("cudagraphs")]
     prompt = str(params.get("prompt", DEFAULT_PROMPT))
 
-    processor = Gr00tProcessor.from_pretrained()
-    b1 = make_batch(processor, 1, prompt, device)
-    res.data["meta"]["tokens_batch1"] = int(b1["eagle_input_ids"].shape[1])
     warmup, iters = int(cfg.bench.warmup), int(cfg.bench.iters)
     compile_mode = str(params.get("compile_mode", "reduce-overhead"))
 
@@ -464,6 +500,21 @@ def run(cfg: DictConfig) -> int:
 
     # Cheap phases first, Inductor last: a run cut off by its time limit keeps the most.
     model = build_bf16()
+    if getattr(model, "family", "gr00t_n15") == "gr00t_n16":
+        # No checkpoint processor files with a random-init model: the shipped tokenizer, no stats
+        # (the batch is built already normalised).
+        n16_proc = Gr00tN16Processor(_n16_tokenizer(), {}, {})
+
+        def batch_of(size: int) -> dict[str, Any]:
+            return make_batch_n16(n16_proc, model, size, prompt, device)
+    else:
+        processor = Gr00tProcessor.from_pretrained()
+
+        def batch_of(size: int) -> dict[str, Any]:
+            return make_batch(processor, size, prompt, device)
+
+    b1 = batch_of(1)
+    res.data["meta"]["tokens_batch1"] = int(b1["eagle_input_ids"].shape[1])
     first = [v for v in variants if not v.startswith("inductor")]
     bench_inference(model, b1, device, warmup, iters, first, compile_mode, res)
     if params.get("profile", device.type == "cuda"):
@@ -475,7 +526,7 @@ def run(cfg: DictConfig) -> int:
     torch._dynamo.reset()
 
     if params.get("train", True):
-        bt = make_batch(processor, int(cfg.bench.batch_size), prompt, device)
+        bt = batch_of(int(cfg.bench.batch_size))
         train_iters = int(params.get("train_iters", 10))
         modes = list(params.get("train_modes", ["eager", "full"] if device.type == "cuda" else ["eager"]))
         for mode in modes:
@@ -496,6 +547,10 @@ def run(cfg: DictConfig) -> int:
     print(table, flush=True)
     log.info("results written to %s", res.path)
     return 0 if not res.data["errors"] else 1
+
+
+def _n16_tokenizer() -> transformers.PreTrainedTokenizerBase:
+    return transformers.Qwen2TokenizerFast.from_pretrained(str(ASSETS_DIR), local_files_only=True)
 
 
 def main(argv: list[str] | None = None) -> int:
