@@ -167,8 +167,9 @@ class Gr00tPolicy(BasePolicy):
         self.model = model
         self.model.eval()
         self.denoising_steps = denoising_steps
-        proc_dir = self.checkpoint if (self.checkpoint / "preprocessor_config.json").is_file() else None
-        self.collate = Gr00tCollator(Gr00tProcessor.from_pretrained(proc_dir))
+        if self.n16 is None:  # N1.6 batches are made by its own processor (n16_inference.py)
+            proc_dir = self.checkpoint if (self.checkpoint / "preprocessor_config.json").is_file() else None
+            self.collate = Gr00tCollator(Gr00tProcessor.from_pretrained(proc_dir))
         self._torch = torch
         self._bb_ms = 0.0
         self._hook_backbone()
