@@ -175,14 +175,59 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+class HubArchConfig:
+    """What the architecture configs of both families (N1.5, N1.6) share: presets, the runtime
+    switches set after parsing, and the Eagle sub-config views. Subclasses are dataclasses with
+    `eagle`, `extra`, `zero_padded_rows`, `attn_implementation` fields, `from_hub_dicts` and `validate`."""
+
+    RUNTIME_OPTIONS = ("zero_padded_rows", "attn_implementation")
+    ARCH_PRESETS: tuple[str, ...] = ()  # the family's shipped presets (assets/arch/<name>)
+
+    def finish(self, eagle: dict[str, Any], extra: dict[str, Any], runtime: dict[str, Any]) -> Any:
+        """Attach the Eagle config and the unmodelled config.json keys, apply the runtime switches,
+        validate; returns self."""
+        self.eagle = copy.deepcopy(eagle)
+        self.extra = extra
+        for key, value in runtime.items():
+            if key not in self.RUNTIME_OPTIONS:
+                raise TypeError(f"unknown runtime option {key!r}")
+            setattr(self, key, value)
+        self.validate()
+        return self
+
+    @classmethod
+    def from_preset(cls, name: str, overrides: dict[str, Any] | None = None, **runtime: Any) -> Any:
+        """A shipped preset (assets/arch/<name>) with `overrides` deep-merged (key `eagle` into
+        eagle_config.json)."""
+        config, eagle = load_preset(name, cls.ARCH_PRESETS)
+        overrides = dict(overrides or {})
+        eagle_over = overrides.pop("eagle", None) or {}
+        return cls.from_hub_dicts(deep_merge(config, overrides), deep_merge(eagle, eagle_over), **runtime)
+
+    # ---- views --------------------------------------------------------------------------
+    @property
+    def vision_config(self) -> dict[str, Any]:
+        return self.eagle["vision_config"]
+
+    @property
+    def text_config(self) -> dict[str, Any]:
+        return self.eagle["text_config"]
+
+    @property
+    def image_token_index(self) -> int:
+        return int(self.eagle.get("image_token_index", 151669))
+
+
 @dataclass
-class Gr00tN15Config:
+class Gr00tN15Config(HubArchConfig):
     """GR00T N1.5 architecture: hub `config.json` fields + the Eagle sub-config.
 
     `eagle` is the content of `eagle_config.json` (keys `vision_config` and `text_config` are read;
     the rest is kept for the round trip). Only the first `backbone_cfg.select_layer` Qwen3 layers
     are built whatever `text_config.num_hidden_layers` says.
     """
+
+    ARCH_PRESETS = ARCH_PRESETS  # class constant, not a field (no annotation)
 
     backbone_cfg: BackboneConfig = field(default_factory=BackboneConfig)
     action_head_cfg: ActionHeadConfig = field(default_factory=ActionHeadConfig)
@@ -217,34 +262,7 @@ class Gr00tN15Config:
             eagle = load_preset("gr00t_n15_3b")[1]
         data = {k: v for k, v in config.items() if k not in cls.RUNTIME_KEYS}
         obj, extra = _from_dict(cls, data, "config.json")
-        obj.eagle = copy.deepcopy(eagle)
-        obj.extra = extra
-        for key, value in runtime.items():
-            if key not in ("zero_padded_rows", "attn_implementation"):
-                raise TypeError(f"unknown runtime option {key!r}")
-            setattr(obj, key, value)
-        obj.validate()
-        return obj
-
-    @classmethod
-    def from_preset(cls, name: str, overrides: dict[str, Any] | None = None, **runtime: Any):
-        config, eagle = load_preset(name)
-        overrides = dict(overrides or {})
-        eagle_over = overrides.pop("eagle", None) or {}
-        return cls.from_hub_dicts(deep_merge(config, overrides), deep_merge(eagle, eagle_over), **runtime)
-
-    # ---- views --------------------------------------------------------------------------
-    @property
-    def vision_config(self) -> dict[str, Any]:
-        return self.eagle["vision_config"]
-
-    @property
-    def text_config(self) -> dict[str, Any]:
-        return self.eagle["text_config"]
-
-    @property
-    def image_token_index(self) -> int:
-        return int(self.eagle.get("image_token_index", 151669))
+        return obj.finish(eagle, extra, runtime)
 
     @property
     def backbone_dim(self) -> int:
@@ -338,9 +356,10 @@ class Gr00tN15Config:
         return copy.deepcopy(self.eagle)
 
 
-def load_preset(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(config.json, eagle_config.json) dicts of a shipped architecture preset."""
-    if name not in ARCH_PRESETS:
-        raise ValueError(f"model.arch_preset={name!r} is unknown; choose one of {', '.join(ARCH_PRESETS)}")
+def load_preset(name: str, presets: tuple[str, ...] = ARCH_PRESETS) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(config.json, eagle_config.json) dicts of a shipped architecture preset (one of `presets`:
+    a family's own)."""
+    if name not in presets:
+        raise ValueError(f"model.arch_preset={name!r} is unknown; choose one of {', '.join(presets)}")
     d = ARCH_DIR / name
     return json.loads((d / "config.json").read_text()), json.loads((d / "eagle_config.json").read_text())

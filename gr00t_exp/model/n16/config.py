@@ -11,11 +11,11 @@ No torch import here: the config schema stays cheap to import.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
-from gr00t_exp.model.config import ARCH_DIR, _from_dict, deep_merge
+from gr00t_exp.model.config import HubArchConfig, _from_dict, deep_merge
+from gr00t_exp.model.config import load_preset as _load_preset
 
 MODEL_TYPE = "Gr00tN1d6"
 N15_MODEL_TYPE = "gr00t_n1_5"
@@ -40,8 +40,10 @@ class N16DiTConfig:
 
 
 @dataclass
-class Gr00tN16Config:
+class Gr00tN16Config(HubArchConfig):
     """Every `Gr00tN1d6Config` field; those the model uses are validated in `validate`."""
+
+    ARCH_PRESETS = ARCH_PRESETS  # class constant, not a field (no annotation)
 
     # ---- backbone
     model_name: str = "nvidia/Eagle-Block2A-2B-v2"
@@ -127,36 +129,9 @@ class Gr00tN16Config:
             eagle = load_preset("gr00t_n16_3b")[1]
         data = {k: v for k, v in config.items() if k not in (*cls.RUNTIME_KEYS, "model_type")}
         obj, extra = _from_dict(cls, data, "config.json")
-        obj.eagle = copy.deepcopy(eagle)
-        obj.extra = extra
-        for key, value in runtime.items():
-            if key not in ("zero_padded_rows", "attn_implementation"):
-                raise TypeError(f"unknown runtime option {key!r}")
-            setattr(obj, key, value)
-        obj.validate()
-        return obj
-
-    @classmethod
-    def from_preset(
-        cls, name: str, overrides: dict[str, Any] | None = None, **runtime: Any
-    ) -> Gr00tN16Config:
-        config, eagle = load_preset(name)
-        overrides = dict(overrides or {})
-        eagle_over = overrides.pop("eagle", None) or {}
-        return cls.from_hub_dicts(deep_merge(config, overrides), deep_merge(eagle, eagle_over), **runtime)
+        return obj.finish(eagle, extra, runtime)
 
     # ---- views --------------------------------------------------------------------------
-    @property
-    def vision_config(self) -> dict[str, Any]:
-        return self.eagle["vision_config"]
-
-    @property
-    def text_config(self) -> dict[str, Any]:
-        return self.eagle["text_config"]
-
-    @property
-    def image_token_index(self) -> int:
-        return int(self.eagle.get("image_token_index", 151669))
 
     @property
     def downsample_ratio(self) -> float:
@@ -267,7 +242,4 @@ class Gr00tN16Config:
 
 def load_preset(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(config.json, eagle_config.json) dicts of a shipped N1.6 architecture preset."""
-    if name not in ARCH_PRESETS:
-        raise ValueError(f"model.arch_preset={name!r} is unknown; choose one of {', '.join(ARCH_PRESETS)}")
-    d = ARCH_DIR / name
-    return json.loads((d / "config.json").read_text()), json.loads((d / "eagle_config.json").read_text())
+    return _load_preset(name, ARCH_PRESETS)
