@@ -399,6 +399,26 @@ def save_pretrained(
     shards = _shards(names, tensors, max_shard_size)
     metadata = metadata if metadata is not None else base.metadata
 
+    texts = {
+        CONFIG_NAME: json.dumps(cfg.to_hub_dict(dtype_name(store_dtype)), indent=2) + "\n",
+        EAGLE_CONFIG_NAME: json.dumps(cfg.eagle_dict(), indent=4) + "\n",
+    }
+    if metadata is not None:
+        texts[METADATA_PATH] = json.dumps(metadata, indent=2) + "\n"
+    return write_hub_layout(out_dir, tensors, shards, target, texts)
+
+
+def write_hub_layout(
+    out_dir: str | Path,
+    tensors: dict[str, torch.Tensor],
+    shards: list[list[str]],
+    target: torch.dtype | None,
+    texts: dict[str, str],
+) -> Path:
+    """The hub layout both families share: `tensors` as safetensors shards (+ the index when there
+    are several), cast to `target` (floating tensors only), and `texts` (relative path -> content:
+    config.json, eagle_config.json, metadata / processor files). Written into a temporary folder
+    beside `out_dir` and swapped in at the end, so a failed save never leaves half a checkpoint."""
     out = Path(out_dir).expanduser().resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -420,11 +440,9 @@ def save_pretrained(
         if len(shards) > 1:
             index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
             (tmp / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
-        (tmp / CONFIG_NAME).write_text(json.dumps(cfg.to_hub_dict(dtype_name(store_dtype)), indent=2) + "\n")
-        (tmp / EAGLE_CONFIG_NAME).write_text(json.dumps(cfg.eagle_dict(), indent=4) + "\n")
-        if metadata is not None:
-            (tmp / METADATA_PATH).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / METADATA_PATH).write_text(json.dumps(metadata, indent=2) + "\n")
+        for rel, text in texts.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_text(text)
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

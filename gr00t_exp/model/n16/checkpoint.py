@@ -18,22 +18,17 @@ are read into `model.metadata` and written back by `save_pretrained`.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from gr00t_exp.model.checkpoint import (
     CONFIG_NAME,
     EAGLE_CONFIG_NAME,
-    INDEX_NAME,
-    WEIGHTS_NAME,
     CheckpointError,
-    _replace_dir,
     _shards,
     _unwrap,
     dtype_name,
@@ -43,6 +38,7 @@ from gr00t_exp.model.checkpoint import (
     parse_dtype,
     resolve_checkpoint_dir,
     weight_files,
+    write_hub_layout,
 )
 from gr00t_exp.model.n16.config import MODEL_TYPE, Gr00tN16Config, load_preset
 from gr00t_exp.model.n16.model import Gr00tN16
@@ -235,36 +231,13 @@ def save_pretrained(
             f"save_pretrained metadata: unknown files {unknown}; expected keys among {PROCESSOR_FILES}"
         )
 
-    out = Path(out_dir).expanduser().resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        weight_map: dict[str, str] = {}
-        total = 0
-        for i, keys in enumerate(shards, start=1):
-            fname = WEIGHTS_NAME if len(shards) == 1 else f"model-{i:05d}-of-{len(shards):05d}.safetensors"
-            part = {}
-            for k in keys:
-                t = tensors[k].detach()
-                if target is not None and t.is_floating_point():
-                    t = t.to(target)
-                part[k] = t.to("cpu").contiguous()
-                total += part[k].numel() * part[k].element_size()
-                weight_map[k] = fname
-            save_file(part, str(tmp / fname), metadata={"format": "pt"})
-            del part
-        if len(shards) > 1:
-            index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
-            (tmp / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
-        (tmp / CONFIG_NAME).write_text(json.dumps(cfg.to_hub_dict(dtype_name(store_dtype)), indent=2) + "\n")
-        (tmp / EAGLE_CONFIG_NAME).write_text(json.dumps(cfg.eagle_dict(), indent=2) + "\n")
-        for name, content in (metadata or {}).items():
-            (tmp / name).write_text(json.dumps(content, indent=1) + "\n")
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    texts = {
+        CONFIG_NAME: json.dumps(cfg.to_hub_dict(dtype_name(store_dtype)), indent=2) + "\n",
+        EAGLE_CONFIG_NAME: json.dumps(cfg.eagle_dict(), indent=2) + "\n",
+    }
+    for name, content in (metadata or {}).items():
+        texts[name] = json.dumps(content, indent=1) + "\n"
+    return write_hub_layout(out_dir, tensors, shards, target, texts)
 
 
 def is_n16_checkpoint(ckpt_dir: Path) -> bool:
