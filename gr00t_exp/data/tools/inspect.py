@@ -16,8 +16,10 @@ from typing import Any, Optional
 import av
 import numpy as np
 
+from gr00t_exp.data.config import DataConfig
 from gr00t_exp.data.errors import DatasetError, error
 from gr00t_exp.data.meta import DatasetMeta, load_meta
+from gr00t_exp.data.tools.common import tool_dataset_path, tool_output_dir
 from gr00t_exp.data.tools.validate import chosen_embodiment
 from gr00t_exp.embodiment import prefixed
 
@@ -85,16 +87,25 @@ def raw_sample(meta: DatasetMeta, episode: int, step: int = 0) -> dict[str, Any]
 
 
 def transformed_sample(
-    meta: DatasetMeta, embodiment: Any, episode: int = 0
+    meta: DatasetMeta, embodiment: Any, episode: int = 0, data_cfg: Any = None
 ) -> tuple[dict[str, Any] | None, str]:
-    """Step 0 of `episode` as the model sees it (the same episode as the raw sample)."""
-    try:
-        from gr00t_exp.data.dataset import Gr00tDataset
+    """Step 0 of `episode` as the model sees it (the same episode as the raw sample), built by the
+    data factory from `data_cfg` (the run's `data` config; None = its defaults), as training does."""
+    try:  # the dataset pulls in torch: the raw inspection works without it
+        from gr00t_exp.data.factory import make_dataset
         from gr00t_exp.data.stats import load_or_compute_stats
     except ImportError as e:
         return None, f"data pipeline not available ({e})"
     try:
-        ds = Gr00tDataset(meta, embodiment, load_or_compute_stats(meta), episodes=[episode], training=False)
+        ds = make_dataset(
+            data_cfg if data_cfg is not None else DataConfig(),
+            meta,
+            embodiment,
+            load_or_compute_stats(meta),
+            episodes=[episode],
+            training=False,
+            frame_cache=None,
+        )
         return ds[0], "ok"
     except Exception as e:  # show why, but the raw inspection is still useful
         return None, f"{type(e).__name__}: {e}"
@@ -168,7 +179,7 @@ def plot_curves(meta: DatasetMeta, episode: int, out_dir: Path) -> Path:
 
 
 def inspect_dataset(
-    root: str | Path, out_dir: Path, episode: int = 0, embodiment: Any = None
+    root: str | Path, out_dir: Path, episode: int = 0, embodiment: Any = None, data_cfg: Any = None
 ) -> dict[str, Any]:
     meta = load_meta(root, embodiment, check_embodiment=False)
     if episode not in meta.episode_indices:
@@ -196,7 +207,7 @@ def inspect_dataset(
         "raw_sample": {k: _describe(v) for k, v in raw.items()},
     }
     if embodiment is not None and getattr(embodiment, "state_keys", None):
-        sample, status = transformed_sample(meta, embodiment, episode)
+        sample, status = transformed_sample(meta, embodiment, episode, data_cfg)
         result["transformed_sample_status"] = status
         if sample is not None:
             result["transformed_sample"] = {k: _describe(v) for k, v in sample.items()}
@@ -208,11 +219,13 @@ def inspect_dataset(
 
 
 def run(cfg) -> int:
-    from gr00t_exp.data.tools.common import tool_dataset_path, tool_output_dir
-
     try:
         res = inspect_dataset(
-            tool_dataset_path(cfg), tool_output_dir(cfg), int(cfg.tools.episode), chosen_embodiment(cfg)
+            tool_dataset_path(cfg),
+            tool_output_dir(cfg),
+            int(cfg.tools.episode),
+            chosen_embodiment(cfg),
+            data_cfg=cfg.data,
         )
     except (DatasetError, ValueError) as e:
         print(f"error: {e}")

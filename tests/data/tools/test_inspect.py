@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from gr00t_exp.data.config import EmbodimentConfig
+from gr00t_exp.data import factory
+from gr00t_exp.data.config import DataConfig, EmbodimentConfig
 from gr00t_exp.data.errors import DatasetError
 from gr00t_exp.data.meta import load_meta
 from gr00t_exp.data.tools.derive import derive_embodiment
@@ -65,3 +66,24 @@ def test_inspect_v30_follows_the_episode(tmp_path: Path, hash_tree):
     assert (first == whole[30]).all()  # episode 1 starts at frame 30 (from_timestamp 2.0 s at 15 fps)
     assert len(read_frames(mp4, 8, meta.video_span(1, cam))) == 8
     assert hash_tree(root) == before
+
+
+def test_transformed_sample_uses_the_runs_data_config(
+    synthetic_dataset: Path, tmp_path: Path, gr1_embodiment, monkeypatch
+):
+    # mode=inspect builds its dataset through the data factory from the run's `data` node, so a
+    # setting such as data.align_timestamps=false reaches it (as in training)
+    seen = []
+    real = factory.make_dataset
+
+    def recording(data_cfg, *args, **kwargs):
+        seen.append(data_cfg)
+        return real(data_cfg, *args, **kwargs)
+
+    monkeypatch.setattr(factory, "make_dataset", recording)
+    data_cfg = OmegaConf.merge(OmegaConf.structured(DataConfig), {"align_timestamps": False})
+    res = inspect_dataset(
+        synthetic_dataset, tmp_path, episode=1, embodiment=gr1_embodiment, data_cfg=data_cfg
+    )
+    assert res["transformed_sample_status"] == "ok"
+    assert len(seen) == 1 and seen[0].align_timestamps is False
