@@ -173,18 +173,21 @@ class Gr00tDataModule(pl.LightningDataModule):
             del kw["persistent_workers"], kw["prefetch_factor"]
         return kw
 
-    def collate_fn(self) -> Any:
-        """Samples -> model batch (a model family's data module may process differently)."""
+    def collate_fn(self, training: bool = False) -> Any:
+        """Samples -> model batch (a model family's data module may process differently; `training`
+        says whether the loader is the training one)."""
         return Gr00tCollator(self.processor)
 
-    def _loader(self, ds: Dataset, shuffle: bool, batch_size: int | None = None) -> DataLoader:
+    def _loader(
+        self, ds: Dataset, shuffle: bool, batch_size: int | None = None, training: bool = False
+    ) -> DataLoader:
         kw = self.loader_kwargs()
         if batch_size is not None:
             kw["batch_size"] = int(batch_size)
         return DataLoader(
             ds,
             shuffle=shuffle,
-            collate_fn=self.collate_fn(),
+            collate_fn=self.collate_fn(training=training),
             worker_init_fn=worker_init_fn,
             drop_last=False,
             generator=torch.Generator().manual_seed(self.seed),
@@ -213,7 +216,7 @@ class Gr00tDataModule(pl.LightningDataModule):
         self.setup("fit")
         assert self.train_set is not None
         self._set_augment_on(self.train_set)
-        return self._loader(self.train_set, shuffle=True)
+        return self._loader(self.train_set, shuffle=True, training=True)
 
     def val_dataloader(self) -> DataLoader | list:
         self.setup("fit")

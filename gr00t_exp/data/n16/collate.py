@@ -4,8 +4,10 @@ The dataset returns raw samples (`Gr00tDataset(transform=False)` form: video uin
 as decoded, `state.<key>` (T_obs, D) and `action.<key>` (T_act, D) in dataset units, language).
 Everything N1.6-specific (relative actions against the last state, sin/cos, mean/std and min/max
 groups, clipping, letterbox/crop/resize of the views, chat tokens, padding to the model's sizes)
-is the processor's, so training sees exactly what serving will feed the model. Runs in the
-DataLoader workers.
+is the processor's, so training sees exactly what serving will feed the model. `training=True`
+(the training loader only) gives the views the processor's random crop / rotation / colour jitter,
+one draw per sample from `generator` (default: torch's global RNG, seeded per DataLoader worker);
+validation and evaluation collators stay deterministic. Runs in the DataLoader workers.
 """
 
 from __future__ import annotations
@@ -13,13 +15,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+
 from gr00t_exp.embodiment import EmbodimentLayout
 from gr00t_exp.model.n16.processor import Gr00tN16Processor
 
 
 class N16Collator:
-    def __init__(self, processor: Gr00tN16Processor, layout: EmbodimentLayout) -> None:
+    def __init__(
+        self,
+        processor: Gr00tN16Processor,
+        layout: EmbodimentLayout,
+        training: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
         self.processor = processor
+        self.training = training
+        self.generator = generator
         self.layout = layout
         self.tag = layout.embodiment_tag
         self.views = layout.keys("video")
@@ -39,5 +51,15 @@ class N16Collator:
             images = {v: video[:, j] for j, v in enumerate(self.views)}
             state = {spec.key: s[spec.name] for spec in lay.state}
             action = {spec.key: s[spec.name] for spec in lay.action} if lay.action[0].name in s else None
-            processed.append(self.processor.sample(self.tag, images, s["language"], state, action))
+            processed.append(
+                self.processor.sample(
+                    self.tag,
+                    images,
+                    s["language"],
+                    state,
+                    action,
+                    training=self.training,
+                    generator=self.generator,
+                )
+            )
         return self.processor.collate(processed)

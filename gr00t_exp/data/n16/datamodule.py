@@ -2,9 +2,10 @@
 
 Datasets, the episode split, mixtures, frame cache and loaders are `Gr00tDataModule`'s; what
 changes is the sample -> batch path: the datasets return raw samples and `N16Collator` runs the
-N1.6 processor, whose processor_config.json / statistics.json / embodiment_id.json are built here
-from the (first) dataset: its column statistics, per-step relative-action statistics, and the
-model's padding sizes. `processor_files()` is what the export writes beside the weights.
+N1.6 processor (its training image augmentation in the training loader only), whose
+processor_config.json / statistics.json / embodiment_id.json are built here from the (first)
+dataset: its column statistics, per-step relative-action statistics, and the model's padding
+sizes. `processor_files()` is what the export writes beside the weights.
 """
 
 from __future__ import annotations
@@ -114,8 +115,10 @@ class Gr00tN16DataModule(Gr00tDataModule):
             )
         return self._n16_processor
 
-    def collate_fn(self) -> N16Collator:
-        return N16Collator(self.processor, EmbodimentLayout.from_meta(self.embodiment, self.metas[0]))
+    def collate_fn(self, training: bool = False) -> N16Collator:
+        # Training batches get the processor's random crop / colour jitter; validation stays eval-mode.
+        layout = EmbodimentLayout.from_meta(self.embodiment, self.metas[0])
+        return N16Collator(self.processor, layout, training=training)
 
     def augment_on(self) -> str:
         # The N1.6 processor transforms the views itself (on the loader workers).

@@ -9,6 +9,9 @@ Reproduces the reference `Gr00tN1d6Processor` (eval mode) + collator + Eagle 3 p
   centred) -> shortest side 256 (OpenCV INTER_AREA) -> centre crop int(256 * 0.95) = 243 -> 256
   (INTER_AREA) -> Eagle `smart_resize` to multiples of 28 with Pillow bicubic (256 -> 252) ->
   (u8 - 127.5) / 127.5; 81 `<IMG_CONTEXT>` tokens per 252 x 252 view (H * W / 784);
+- training (`sample(..., training=True)`, `train_transform`): the crop is a random 243 window
+  (offsets 0..13), then an optional rotation (`random_rotation_angle`) and colour jitter
+  (`color_jitter_params`), one draw per sample shared by all its views and frames;
 - prompt: one user message, the text FIRST, then `<image k><img>` + tokens + `</img>` per image,
   no generation prompt; left padding with `<|endoftext|>`;
 - state / action: `state_action.StateActionProcessor`, zero padded to max_state_dim and
@@ -32,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gr00t_exp.data.transforms.video import VideoTransform
 from gr00t_exp.model.n16.state_action import StateActionProcessor
 from gr00t_exp.model.processor import ASSETS_DIR, PAD_TOKEN_ID, SYSTEM_PROMPT
 
@@ -44,6 +48,7 @@ PATCH_FACTOR = 28
 MIN_PIXELS = 4 * 28 * 28
 MAX_PIXELS = 4096 * 28 * 28
 _NOT_WORD_OR_SPACE = re.compile(r"[^\w\s]")
+JITTER_KEYS = ("brightness", "contrast", "saturation", "hue")
 
 
 def formalize_language(text: str) -> str:
@@ -104,6 +109,119 @@ def eval_transform(img: np.ndarray, edge: int = 256, crop_fraction: float = 0.95
     return np.ascontiguousarray(resize_shortest_area(np.ascontiguousarray(x), edge))
 
 
+def jitter_settings(params: Mapping[str, Any] | None) -> dict[str, float] | None:
+    """`color_jitter_params` ({brightness, contrast, saturation, hue}, missing = 0) -> the ranges,
+    None when unset or all zero."""
+    if params is None:
+        return None
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            f"color_jitter_params must be a mapping of {', '.join(JITTER_KEYS)} (or null), got {params!r}"
+        )
+    unknown = sorted(set(params) - set(JITTER_KEYS))
+    if unknown:
+        raise ValueError(f"color_jitter_params: unknown keys {unknown}; allowed: {', '.join(JITTER_KEYS)}")
+    ranges = {k: float(params.get(k) or 0.0) for k in JITTER_KEYS}
+    return ranges if any(ranges.values()) else None
+
+
+def rotation_setting(angle: Any) -> float | None:
+    """`random_rotation_angle` (maximum degrees either way) -> the limit, None when unset or 0."""
+    if angle is None:
+        return None
+    try:
+        limit = abs(float(angle))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"random_rotation_angle must be a number of degrees (or null), got {angle!r}") from e
+    return limit or None
+
+
+def _colour_jitter(jitter: Mapping[str, float], edge: int) -> VideoTransform:
+    # The project's colour jitter alone: a full-frame "crop" (offset 0) at the output size; a range
+    # not given is 0 (not VideoTransform's N1.5 default).
+    ranges = {k: float(jitter.get(k) or 0.0) for k in JITTER_KEYS}
+    return VideoTransform(crop_scale=1.0, resize=edge, training=True, **ranges)
+
+
+def rotate(img: np.ndarray, angle: float) -> np.ndarray:
+    """Rotate by `angle` degrees (counter-clockwise) about the centre, bilinear, black corners."""
+    cv2 = _cv2()
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), float(angle), 1.0)
+    return cv2.warpAffine(
+        img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
+    )
+
+
+def draw_train_params(
+    size: int,
+    crop: int,
+    rotation: float | None = None,
+    jitter: Mapping[str, float] | None = None,
+    generator: torch.Generator | None = None,
+    edge: int = 256,
+) -> dict[str, Any]:
+    """The random draws of one sample: crop offsets `top`, `left` in [0, size - crop], then (with a
+    rotation limit) `angle` uniform in [-limit, limit], then (with jitter ranges) `jitter`, the
+    colour jitter's factors (`VideoTransform.sample_jitter`). Without a generator: torch's global
+    RNG (seeded per DataLoader worker)."""
+    top, left = torch.randint(0, size - crop + 1, (2,), generator=generator).tolist()
+    params: dict[str, Any] = {"top": int(top), "left": int(left)}
+    if rotation:
+        params["angle"] = float((2.0 * torch.rand(1, generator=generator) - 1.0) * rotation)
+    if jitter:
+        params["jitter"] = _colour_jitter(jitter, edge).sample_jitter(1, generator)
+    return params
+
+
+def train_transform(
+    images: Sequence[np.ndarray],
+    edge: int = 256,
+    crop_fraction: float = 0.95,
+    rotation: float | None = None,
+    jitter: Mapping[str, float] | None = None,
+    generator: torch.Generator | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> list[np.ndarray]:
+    """The training view transform of ONE sample (all its views and frames): letterbox -> 256 ->
+    random crop 243 -> 256 -> optional rotation -> optional colour jitter, with one draw
+    (`draw_train_params`, or `params`) applied to every image. At the centre offset and without
+    rotation / jitter it equals `eval_transform`."""
+    squares = [resize_shortest_area(letterbox(np.ascontiguousarray(im)), edge) for im in images]
+    if not squares:
+        return []
+    sizes = {s.shape[:2] for s in squares}
+    if len(sizes) != 1:  # pragma: no cover - letterbox + shortest-side resize always gives edge x edge
+        raise ValueError(f"views of one sample differ in size after the letterbox: {sorted(sizes)}")
+    size = min(squares[0].shape[:2])
+    crop = int(size * crop_fraction)
+    p = (
+        dict(params)
+        if params is not None
+        else draw_train_params(size, crop, rotation, jitter, generator, edge)
+    )
+    top, left = int(p["top"]), int(p["left"])
+    if not (0 <= top <= size - crop and 0 <= left <= size - crop):
+        raise ValueError(f"crop offset ({top}, {left}) outside [0, {size - crop}]")
+    out = [
+        np.ascontiguousarray(
+            resize_shortest_area(np.ascontiguousarray(s[top : top + crop, left : left + crop]), edge)
+        )
+        for s in squares
+    ]
+    if p.get("angle") is not None:
+        out = [rotate(x, p["angle"]) for x in out]
+    if p.get("jitter") is not None:
+        if not jitter:
+            raise ValueError(
+                "train_transform: params carry a colour jitter draw but no jitter ranges were given"
+            )
+        zero = torch.zeros(1, dtype=torch.int64)
+        draws = {"top": zero, "left": zero, **p["jitter"]}
+        out = list(_colour_jitter(jitter, edge).batch(np.stack(out)[None], params=draws)[0])
+    return out
+
+
 def smart_resize(height: int, width: int) -> tuple[int, int]:
     """Eagle's target size: multiples of 28, total pixels within [MIN_PIXELS, MAX_PIXELS]."""
     h = max(PATCH_FACTOR, round(height / PATCH_FACTOR) * PATCH_FACTOR)
@@ -141,7 +259,7 @@ class N16Sample:
     """One processed observation (before collation)."""
 
     text: str
-    images: list[np.ndarray]  # after eval_transform, uint8 (256, 256, 3)
+    images: list[np.ndarray]  # after eval_transform (or train_transform), uint8 (256, 256, 3)
     embodiment_id: int
     state: np.ndarray | None = None  # (T_s, max_state_dim) float32
     action: np.ndarray | None = None  # (max_action_horizon, max_action_dim) float32
@@ -172,6 +290,8 @@ class Gr00tN16Processor:
         self.edge = int(self.kwargs.get("shortest_image_edge") or 256)
         self.crop_fraction = float(self.kwargs.get("crop_fraction") or 0.95)
         self.formalize = bool(self.kwargs.get("formalize_language", True))
+        self.rotation = rotation_setting(self.kwargs.get("random_rotation_angle"))
+        self.jitter = jitter_settings(self.kwargs.get("color_jitter_params"))
         vocab = tokenizer.get_vocab()
         self.image_token_id = vocab[IMG_CONTEXT_TOKEN]
         if tokenizer.pad_token_id != PAD_TOKEN_ID:
@@ -222,9 +342,14 @@ class Gr00tN16Processor:
         text: str,
         state: Mapping[str, np.ndarray] | None = None,
         action: Mapping[str, np.ndarray] | None = None,
+        *,
+        training: bool = False,
+        generator: torch.Generator | None = None,
     ) -> N16Sample:
         """One observation: `images[view]` (T, H, W, 3) uint8 (or a list of frames), raw `state`
-        {group: (T_s, D)}, optional absolute `action` {group: (T_a, D)}."""
+        {group: (T_s, D)}, optional absolute `action` {group: (T_a, D)}. `training`: the random
+        crop / rotation / colour jitter of `train_transform` (one draw from `generator`, or torch's
+        global RNG, for all views and frames) instead of the deterministic eval transform."""
         mods = self.modality_configs.get(embodiment)
         if mods is None:
             raise KeyError(
@@ -237,7 +362,12 @@ class Gr00tN16Processor:
         ]
         frames = [f if f.ndim == 4 else f[None] for f in frames]
         ordered = [frames[j][t] for t in range(frames[0].shape[0]) for j in range(len(views))]
-        imgs = [eval_transform(f, self.edge, self.crop_fraction) for f in ordered]
+        if training:
+            imgs = train_transform(
+                ordered, self.edge, self.crop_fraction, self.rotation, self.jitter, generator=generator
+            )
+        else:
+            imgs = [eval_transform(f, self.edge, self.crop_fraction) for f in ordered]
         out = N16Sample(
             text=formalize_language(text) if self.formalize else text,
             images=imgs,
