@@ -46,11 +46,11 @@ $(CLIENT_STAMP): client/pyproject.toml Makefile
 	rm -rf $(CLIENT_VENV)
 	$(PY) -m venv $(CLIENT_VENV)
 	$(CLIENT_BIN)/pip install -q ./client pytest
-	touch $(CLIENT_STAMP)
+	touch $(CLIENT_STAMP) $(CLIENT_VENV)/.fresh
 
 test-client: $(CLIENT_STAMP)
-	# Always the current sources, installed (not editable) like on the robot.
-	$(CLIENT_BIN)/pip install -q --no-deps --force-reinstall ./client
+	# Always the current sources, installed (not editable) like on the robot (a venv built just now has them).
+	@if [ -e $(CLIENT_VENV)/.fresh ]; then rm $(CLIENT_VENV)/.fresh; else $(CLIENT_BIN)/pip install -q --no-deps --force-reinstall ./client; fi
 	@$(CLIENT_BIN)/python -I -c "import importlib.util as u, sys; bad = [m for m in ('torch', 'omegaconf', 'gr00t_exp') if u.find_spec(m)]; sys.exit(f'{bad} importable in $(CLIENT_VENV): the client must install without them' if bad else 0)"
 	cd client && $(abspath $(CLIENT_BIN))/pytest -q -p no:cacheprovider tests
 

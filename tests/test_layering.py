@@ -43,26 +43,40 @@ print(json.dumps(sorted(m for m in sys.modules if m == "gr00t_exp" or m.startswi
 """
 
 
-def _loaded_by(package: str) -> list[str]:
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE, package], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, f"importing every module of {package} failed:\n{proc.stderr[-3000:]}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+@pytest.fixture(scope="module")
+def loaded_by() -> dict[str, list[str]]:
+    """package -> the gr00t_exp modules importing all of it loads; the interpreters run at once
+    (each imports torch and all: concurrently they take about half the time)."""
+    packages = [*sorted(FORBIDDEN), "gr00t_exp_client"]
+    procs = {
+        p: subprocess.Popen(
+            [sys.executable, "-c", PROBE, p],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for p in packages
+    }
+    out: dict[str, list[str]] = {}
+    for package, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"importing every module of {package} failed:\n{stderr[-3000:]}"
+        out[package] = json.loads(stdout.strip().splitlines()[-1])
+    return out
 
 
 @pytest.mark.slow  # one interpreter (torch and all) per subpackage
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
-def test_subpackage_imports_only_downward(package):
-    loaded = _loaded_by(package)
+def test_subpackage_imports_only_downward(package, loaded_by):
     bad = sorted(
         m
-        for m in loaded
+        for m in loaded_by[package]
         for up in FORBIDDEN[package]
         if m == f"gr00t_exp.{up}" or m.startswith(f"gr00t_exp.{up}.")
     )
     assert not bad, f"{package} loads {bad}: move the shared piece down a layer (or the caller up)"
 
 
-def test_the_client_distribution_imports_nothing_of_gr00t_exp():
-    assert _loaded_by("gr00t_exp_client") == []
+def test_the_client_distribution_imports_nothing_of_gr00t_exp(loaded_by):
+    assert loaded_by["gr00t_exp_client"] == []
