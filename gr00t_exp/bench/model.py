@@ -20,11 +20,14 @@ Method (the one upstream's figures in docs/benchmarks.md were measured with, so 
   trained parts fp32, bf16 autocast, TF32, fused AdamW (betas 0.95/0.999, wd 1e-5), grad clip 1.0;
   step = zero_grad + forward + backward + clip + optimizer step; samples/s = batch / p50 step time.
   `train_modes` (default eager, full): eager, full (torch.compile of the whole forward, default
-  mode), blocks (regional compilation: each transformer block compiled, one compile per type).
+  mode), blocks (regional compilation: each transformer block compiled, one compile per type);
+  suffix `_gather` (e.g. `full_gather`): the batch without its `embodiment_id_uniform` mark, so the
+  projectors gather per-sample weights as for a mixed-embodiment batch (the marked batch is what
+  training feeds a one-embodiment run).
 
 `bench.params` keys (all optional): variants (list; suffix `_noamp` = bf16 without autocast),
 compile_mode, train (bool), train_modes (list), train_iters, prompt, profile (bool: profiler tables
-of one eager get_action and one eager training step).
+of one eager get_action and one training step of each of `profile_train_modes`, default [eager]).
 Results: `<run dir>/bench_model.json` (rewritten after every phase) and a printed table.
 """
 
@@ -50,6 +53,7 @@ from torch.profiler import ProfilerActivity, profile
 from gr00t_exp.config.compose import compose_config
 from gr00t_exp.model.build import build_model
 from gr00t_exp.model.derived import plain_path
+from gr00t_exp.model.embodiment_mlp import UNIFORM_EMBODIMENT_KEY, mark_uniform_embodiment
 from gr00t_exp.model.inference import GraphedGetAction
 from gr00t_exp.model.n16.processor import Gr00tN16Processor, N16Sample
 from gr00t_exp.model.processor import ASSETS_DIR, Gr00tProcessor
@@ -125,7 +129,8 @@ def make_batch(
     mask[..., :26] = True
     batch["action_mask"] = mask
     batch["embodiment_id"] = torch.full((batch_size,), 31, dtype=torch.long)
-    return {k: v.to(device) for k, v in batch.items()}
+    mark_uniform_embodiment(batch)  # as training marks its batches (train/module.py)
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 def make_batch_n16(
@@ -148,8 +153,11 @@ def make_batch_n16(
         )
         for _ in range(batch_size)
     ]
-    batch = processor.collate(samples)
-    return {k: ([t.to(device) for t in v] if isinstance(v, list) else v.to(device)) for k, v in batch.items()}
+    batch = mark_uniform_embodiment(processor.collate(samples))
+    return {
+        k: ([t.to(device) for t in v] if isinstance(v, list) else v.to(device) if torch.is_tensor(v) else v)
+        for k, v in batch.items()
+    }
 
 
 def _noise_shape(model) -> tuple[int, int]:
@@ -313,7 +321,7 @@ def _profile(fn: Callable[[], Any], device: torch.device, path: Path) -> dict[st
         fn()
         _sync(device)
     sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
-    path.write_text(prof.key_averages().table(sort_by=sort, row_limit=40, max_name_column_width=90))
+    path.write_text(prof.key_averages().table(sort_by=sort, row_limit=60, max_name_column_width=90))
     kernels = [e for e in prof.events() if e.device_type.name == "CUDA"]
     return {"kernels": len(kernels), "kernel_time_ms": sum(e.device_time for e in kernels) / 1e3}
 
@@ -361,6 +369,10 @@ def bench_training(
 ) -> None:
     """One training step per call, `mode`: eager | full (torch.compile of the whole forward) | blocks
     (regional: each transformer block compiled). `profile_dir`: also write a profiler table of one step."""
+    key = mode
+    if mode.endswith("_gather"):  # the per-sample gather of the projector weights (mixed batches)
+        mode = mode.removesuffix("_gather")
+        batch = {k: v for k, v in batch.items() if k != UNIFORM_EMBODIMENT_KEY}
     apply_tuning(model, cfg.model)
     # Frozen parts in bf16 (no master weights needed), trained parts in fp32.
     for p in model.parameters():
@@ -380,7 +392,6 @@ def bench_training(
     # "full": compile forward itself (hooks are not traced; frozen parts were put in eval above).
     fwd = torch.compile(model.forward) if mode == "full" else model
     amp = torch.autocast(device.type, dtype=torch.bfloat16)
-    key = mode
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -529,9 +540,10 @@ def run(cfg: DictConfig) -> int:
         bt = batch_of(int(cfg.bench.batch_size))
         train_iters = int(params.get("train_iters", 10))
         modes = list(params.get("train_modes", ["eager", "full"] if device.type == "cuda" else ["eager"]))
+        profiled = list(params.get("profile_train_modes", ["eager"]))
         for mode in modes:
             torch._dynamo.reset()
-            prof = out_dir if (mode == "eager" and params.get("profile", device.type == "cuda")) else None
+            prof = out_dir if (mode in profiled and params.get("profile", device.type == "cuda")) else None
             bench_training(model, cfg, bt, device, train_iters, mode, res, prof)
         del bt
     last = [v for v in variants if v.startswith("inductor")]

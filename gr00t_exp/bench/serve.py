@@ -134,6 +134,8 @@ def _bench_zmq(port: int, obs: dict, warmup: int, iters: int) -> dict:
                 "queue",
                 "validate",
                 "preprocess",
+                "preprocess_host",
+                "preprocess_device",
                 "model",
                 "backbone",
                 "action_head",

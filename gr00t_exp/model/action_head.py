@@ -106,7 +106,7 @@ class FlowMatchingActionHead(nn.Module):
         """vlln + vl_self_attention over every VL token (N1.5 applies no mask)."""
         return self.vl_self_attention(self.vlln(backbone_features.to(self.dtype)))
 
-    def prepare(self, backbone_features: Tensor, state: Tensor, embodiment_id: Tensor) -> VLContext:
+    def prepare(self, backbone_features: Tensor, state: Tensor, embodiment_id: Tensor | int) -> VLContext:
         vl_embs = self.encode_vl(backbone_features)
         state_features = self.state_encoder(state.to(self.dtype), embodiment_id)
         future = self.future_tokens.weight[None].expand(state.shape[0], -1, -1)
@@ -122,7 +122,7 @@ class FlowMatchingActionHead(nn.Module):
         ctx: VLContext,
         actions: Tensor,
         timesteps: Tensor,
-        embodiment_id: Tensor,
+        embodiment_id: Tensor | int,
         time_features: Tensor | None = None,
         modulation: list[Tensor] | None = None,
         bound: BoundEmbodiment | None = None,
@@ -159,7 +159,7 @@ class FlowMatchingActionHead(nn.Module):
         backbone_features: Tensor,
         state: Tensor,
         action: Tensor,
-        embodiment_id: Tensor,
+        embodiment_id: Tensor | int,
         action_mask: Tensor | None = None,
         noise: Tensor | None = None,
         t: Tensor | None = None,

@@ -3,13 +3,43 @@
 Each layer holds one weight set per embodiment id: `W` (E, in, out), `b` (E, out). A batch gathers
 its samples' weight sets by id and runs one batched matmul, so mixed-embodiment batches need no
 Python loop and shapes stay static (torch.compile / CUDA graphs friendly).
+
+A batch whose samples all share one embodiment (every single-embodiment fine-tune) may say so on
+the host: `mark_uniform_embodiment(batch)` adds `embodiment_id_uniform` (a Python int) while the
+ids are still on the CPU, and the layers then use that one weight slice in a plain GEMM. The
+gather copies the slice once per sample (B x 10 M weights per step for N1.5, and the same again
+in its backward's scatter-add); the slice path reads it once. Same values up to the GEMMs'
+summation order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+UNIFORM_EMBODIMENT_KEY = "embodiment_id_uniform"
+
+
+def mark_uniform_embodiment(batch: dict[str, Any]) -> dict[str, Any]:
+    """Add `embodiment_id_uniform` = the id when every sample of `batch` has the same one. Only for
+    ids still on the CPU (reading device ids would synchronise); other batches are left as they are."""
+    ids = batch.get("embodiment_id")
+    if torch.is_tensor(ids) and ids.device.type == "cpu" and ids.numel() > 0:
+        first = int(ids.reshape(-1)[0])
+        if bool((ids == first).all()):
+            batch[UNIFORM_EMBODIMENT_KEY] = first
+    return batch
+
+
+def batch_embodiment(batch: Mapping[str, Any]) -> Tensor | int:
+    """What the category-specific layers take: the uniform id (an int) when the batch carries one,
+    else the per-sample `embodiment_id` tensor."""
+    uniform = batch.get(UNIFORM_EMBODIMENT_KEY)
+    return int(uniform) if uniform is not None else batch["embodiment_id"]
 
 
 class CategorySpecificLinear(nn.Module):
@@ -25,8 +55,10 @@ class CategorySpecificLinear(nn.Module):
         nn.init.normal_(self.W, std=self.W.shape[1] ** -0.5)
         nn.init.zeros_(self.b)
 
-    def forward(self, x: Tensor, cat_ids: Tensor) -> Tensor:
-        """x (B, T, in), cat_ids (B,) -> (B, T, out)."""
+    def forward(self, x: Tensor, cat_ids: Tensor | int) -> Tensor:
+        """x (B, T, in), cat_ids (B,) or one id for the whole batch -> (B, T, out)."""
+        if isinstance(cat_ids, int):
+            return F.linear(x, self.W[cat_ids].t(), self.b[cat_ids])
         return torch.baddbmm(self.b[cat_ids].unsqueeze(1), x, self.W[cat_ids])
 
 
@@ -38,7 +70,7 @@ class CategorySpecificMLP(nn.Module):
         self.layer1 = CategorySpecificLinear(num_categories, in_dim, hidden_dim)
         self.layer2 = CategorySpecificLinear(num_categories, hidden_dim, out_dim)
 
-    def forward(self, x: Tensor, cat_ids: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cat_ids: Tensor | int) -> Tensor:
         return self.layer2(F.relu(self.layer1(x, cat_ids)), cat_ids)
 
 
@@ -79,7 +111,7 @@ class MultiEmbodimentActionEncoder(nn.Module):
         return action_time_sinusoid(t, self.hidden_size, self.exact_frequencies).to(dtype)
 
     def forward(
-        self, actions: Tensor, timesteps: Tensor, cat_ids: Tensor, time_features: Tensor | None = None
+        self, actions: Tensor, timesteps: Tensor, cat_ids: Tensor | int, time_features: Tensor | None = None
     ) -> Tensor:
         a = self.W1(actions, cat_ids)
         tau = (

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from gr00t_exp.model.action_head import FlowMatchingActionHead
 from gr00t_exp.model.backbone import EagleBackbone
 from gr00t_exp.model.config import Gr00tN15Config
+from gr00t_exp.model.embodiment_mlp import batch_embodiment
 
 
 class Gr00tN15(nn.Module):
@@ -64,7 +65,7 @@ class Gr00tN15(nn.Module):
             bb["backbone_features"],
             batch["state"],
             batch["action"],
-            batch["embodiment_id"],
+            batch_embodiment(batch),
             batch.get("action_mask"),
             noise=noise,
             t=t,

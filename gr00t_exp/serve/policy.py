@@ -266,9 +266,10 @@ class Gr00tPolicy(BasePolicy):
         ]
         for s, a in zip(samples, augment or [], strict=False):
             s["augment"] = a
+        host = self.collate(samples)
+        t_host = time.perf_counter()
         batch = {
-            k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v)
-            for k, v in self.collate(samples).items()
+            k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in host.items()
         }
         if augment:
             batch = BatchAugment()(batch)
@@ -294,7 +295,14 @@ class Gr00tPolicy(BasePolicy):
             actions[k] = actions[k] + obs.state[sk][:, -1:, :]  # last observed state frame
         t3 = time.perf_counter()
         model_ms = (t2 - t1) * 1e3
-        timing = {"preprocess": (t1 - t0) * 1e3, "model": model_ms, "postprocess": (t3 - t2) * 1e3}
+        timing = {
+            "preprocess": (t1 - t0) * 1e3,
+            # host: stacking, normalisation, packing, tokens; device: upload + image crop/resize
+            "preprocess_host": (t_host - t0) * 1e3,
+            "preprocess_device": (t1 - t_host) * 1e3,
+            "model": model_ms,
+            "postprocess": (t3 - t2) * 1e3,
+        }
         if self.fast.graphed is None:  # a graph replay runs no hooks: no backbone / head split
             bb = min(self._bb_ms, model_ms)
             timing.update(backbone=bb, action_head=model_ms - bb)

@@ -20,6 +20,7 @@ from pytorch_lightning.strategies import FSDPStrategy
 from torch import nn
 
 from gr00t_exp.data.transforms.video_batch import BatchAugment
+from gr00t_exp.model.embodiment_mlp import mark_uniform_embodiment
 from gr00t_exp.model.tuning import set_frozen_modules_to_eval
 from gr00t_exp.train.config import OptimConfig
 from gr00t_exp.train.optim import build_optimizer, build_scheduler, use_fused
@@ -123,6 +124,11 @@ class Gr00tLitModule(pl.LightningModule):
     # -- training --------------------------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor], **kw) -> dict[str, torch.Tensor]:
         return self.model(batch, **kw)
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # While the ids are on the CPU: a one-embodiment batch runs its projectors on one weight
+        # slice instead of a per-sample gather (model/embodiment_mlp.py).
+        return mark_uniform_embodiment(batch) if isinstance(batch, dict) else batch
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         # Deferred video augmentation, batched where the batch now lives (a no-op for batches the

@@ -106,3 +106,16 @@ def test_padding_modes_differ_only_on_the_padded_sample(model, primary):
     real = inputs["eagle_attention_mask"].bool()
     assert torch.allclose(feats[True][real], feats[False][real], atol=TOL)  # real tokens never see padding
     assert max_diff(feats[True][~real], feats[False][~real]) > 1e-3
+
+
+def test_a_batch_marked_uniform_matches_the_reference(model, primary):
+    """Training marks one-embodiment batches (train/module.py): the slice path gives the same loss."""
+    from gr00t_exp.model.embodiment_mlp import UNIFORM_EMBODIMENT_KEY, mark_uniform_embodiment
+
+    inputs, ref = load("inputs_nopad"), load("outputs_nopad")
+    marked = mark_uniform_embodiment(dict(inputs))
+    assert UNIFORM_EMBODIMENT_KEY in marked
+    with torch.no_grad():
+        out = model(marked, noise=ref["train_noise"], t=ref["train_t"])
+    assert max_diff(out["pred_velocity"], ref["train_pred_velocity"]) < TOL
+    assert abs(out["loss"].item() - ref["loss"].item()) < TOL

@@ -100,7 +100,7 @@ class N16ActionHead(nn.Module):
         attention_mask: Tensor,
         image_mask: Tensor,
         state: Tensor,
-        embodiment_id: Tensor,
+        embodiment_id: Tensor | int,
     ) -> N16Context:
         vl_embs = self.vlln(backbone_features.to(self.dtype))
         masks = alternate_masks(
@@ -122,7 +122,7 @@ class N16ActionHead(nn.Module):
         state_features: Tensor,
         actions: Tensor,
         timesteps: Tensor,
-        embodiment_id: Tensor,
+        embodiment_id: Tensor | int,
         time_features: Tensor | None = None,
         modulation: list[Tensor] | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
@@ -168,7 +168,7 @@ class N16ActionHead(nn.Module):
         image_mask: Tensor,
         state: Tensor,
         action: Tensor,
-        embodiment_id: Tensor,
+        embodiment_id: Tensor | int,
         action_mask: Tensor | None = None,
         noise: Tensor | None = None,
         t: Tensor | None = None,
@@ -211,7 +211,7 @@ class N16ActionHead(nn.Module):
     # ---- inference ---------------------------------------------------------------------
     @torch.no_grad()
     def sample(
-        self, ctx: N16Context, embodiment_id: Tensor, init_noise: Tensor, num_steps: int | None = None
+        self, ctx: N16Context, embodiment_id: Tensor | int, init_noise: Tensor, num_steps: int | None = None
     ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """Euler from t = 0 (noise) to 1 in `num_steps` steps at buckets int(k / n * 1000):
         (actions, velocities per step, DiT outputs per step). Timestep-only tensors of all steps

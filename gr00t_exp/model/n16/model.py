@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from gr00t_exp.model.embodiment_mlp import batch_embodiment
 from gr00t_exp.model.n16.action_head import N16ActionHead
 from gr00t_exp.model.n16.backbone import EagleN16Backbone
 from gr00t_exp.model.n16.config import Gr00tN16Config
@@ -78,7 +79,7 @@ class Gr00tN16(nn.Module):
             bb["image_mask"],
             batch["state"],
             batch["action"],
-            batch["embodiment_id"],
+            batch_embodiment(batch),
             batch.get("action_mask"),
             noise=noise,
             t=t,
