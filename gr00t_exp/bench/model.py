@@ -20,7 +20,8 @@ Method (the one upstream's figures in docs/benchmarks.md were measured with, so 
   trained parts fp32, bf16 autocast, TF32, fused AdamW (betas 0.95/0.999, wd 1e-5), grad clip 1.0;
   step = zero_grad + forward + backward + clip + optimizer step; samples/s = batch / p50 step time.
   `train_modes` (default eager, full): eager, full (torch.compile of the whole forward, default
-  mode), blocks (regional compilation: each transformer block compiled, one compile per type);
+  mode), full_ro (the same, mode="reduce-overhead": forward and backward replayed from CUDA
+  graphs), blocks (regional compilation: each transformer block compiled, one compile per type);
   suffix `_gather` (e.g. `full_gather`): the batch without its `embodiment_id_uniform` mark, so the
   projectors gather per-sample weights as for a mixed-embodiment batch (the marked batch is what
   training feeds a one-embodiment run).
@@ -315,6 +316,7 @@ def _bench_graphed(model, batch, noise, device, warmup: int, iters: int, kind: s
 
 def _profile(fn: Callable[[], Any], device: torch.device, path: Path) -> dict[str, Any]:
     """Profile one call of `fn` (already warm): table of top ops by device time + kernel totals."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     _sync(device)
     with profile(activities=acts) as prof:
@@ -390,10 +392,16 @@ def bench_training(
     set_frozen_modules_to_eval(model)
     n_compiled = _compile_blocks(model) if mode == "blocks" else 0
     # "full": compile forward itself (hooks are not traced; frozen parts were put in eval above).
-    fwd = torch.compile(model.forward) if mode == "full" else model
+    # "full_ro": the same with mode="reduce-overhead" (the compiled forward and backward replayed
+    # from CUDA graphs; each step is marked so the graphs' outputs may be reused).
+    compile_kw = {"full": {}, "full_ro": {"mode": "reduce-overhead"}}
+    fwd = torch.compile(model.forward, **compile_kw[mode]) if mode in compile_kw else model
+    mark_step = mode == "full_ro"
     amp = torch.autocast(device.type, dtype=torch.bfloat16)
 
     def step():
+        if mark_step:
+            torch.compiler.cudagraph_mark_step_begin()
         opt.zero_grad(set_to_none=True)
         with amp:
             loss = fwd(batch)["loss"]

@@ -75,7 +75,9 @@ class Gr00tCollator:
         image normalisation, so the device side needs nothing but the batch."""
         # default_collate stacks into shared memory when in a worker: the batch's largest array
         # (raw frames, ~6 MB at 32 x 256x256) then crosses to the main process without another copy.
-        video = default_collate([torch.from_numpy(np.ascontiguousarray(s["video"])) for s in samples])
+        frames = [torch.from_numpy(np.ascontiguousarray(s["video"])) for s in samples]
+        # One sample (serving): a view, no copy (a pinned staging buffer stays pinned).
+        video = frames[0].unsqueeze(0) if len(frames) == 1 else default_collate(frames)
         aug = stack_augment(samples)
         out: dict[str, Any] = {"video": video, AUGMENT_KEY: aug}
         texts = [s["language"] for s in samples]

@@ -172,6 +172,7 @@ class Gr00tPolicy(BasePolicy):
             self.collate = Gr00tCollator(Gr00tProcessor.from_pretrained(proc_dir))
         self._torch = torch
         self._bb_ms = 0.0
+        self._staging: dict[tuple[int, ...], Any] = {}  # pinned video buffers per shape
         self._hook_backbone()
         self._card = {
             "embodiment_tag": self.embodiment_tag,
@@ -240,8 +241,7 @@ class Gr00tPolicy(BasePolicy):
         torch = self._torch
         lay = self.layout
         t0 = time.perf_counter()
-        # (B, T, V, H, W, 3): time-major then view, as the training samples
-        video = np.stack([obs.video[k] for k in self.video_keys], axis=2)
+        video = self._stage_video(obs)
         # GPU preprocessing: raw frames + centre-crop parameters, resized on the device below.
         augment = (
             eval_augment(self.video_transform, obs.batch_size, *video.shape[-3:-1])
@@ -307,6 +307,25 @@ class Gr00tPolicy(BasePolicy):
             bb = min(self._bb_ms, model_ms)
             timing.update(backbone=bb, action_head=model_ms - bb)
         return actions, timing
+
+    def _stage_video(self, obs: Observation) -> np.ndarray:
+        """(B, T, V, H, W, 3) uint8: time-major then view, as the training samples. With GPU
+        preprocessing it is written into a pinned buffer kept per shape, so the upload is one
+        asynchronous copy (the previous call's copy has finished: `_predict` synchronises)."""
+        views = [obs.video[k] for k in self.video_keys]
+        if not (self.gpu_preprocess and self.device.startswith("cuda")):
+            return np.stack(views, axis=2)
+        b, t, h, w, c = views[0].shape
+        shape = (b, t, len(views), h, w, c)
+        buf = self._staging.pop(shape, None)
+        if buf is None:
+            buf = self._torch.empty(shape, dtype=self._torch.uint8).pin_memory()
+            if len(self._staging) >= 8:  # a few batch sizes / image sizes at most
+                self._staging.pop(next(iter(self._staging)))
+        self._staging[shape] = buf  # most recent last
+        out = buf.numpy()
+        np.stack(views, axis=2, out=out)
+        return out
 
     def model_card(self) -> dict[str, Any]:
         return {**super().model_card(), **self._card}

@@ -109,6 +109,7 @@ class Gr00tLitModule(pl.LightningModule):
         # torch.compile options of the training forward (None = eager); compiled lazily on the
         # first step so the graph is built on the training device.
         self.compile_options = dict(compile) if compile is not None else None
+        self._graphed_steps = (self.compile_options or {}).get("mode") in ("reduce-overhead", "max-autotune")
         self._train_forward: Any = None
         self.optim_cfg = optim
         self.total_steps = int(total_steps)
@@ -137,6 +138,10 @@ class Gr00tLitModule(pl.LightningModule):
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         seed_all(step_seed(self.seed, self.global_step, self.global_rank))
+        if self._graphed_steps:
+            # model.compile_mode=reduce-overhead: a new step of the CUDA-graph replays (the last
+            # step's graph outputs are dead, their memory is reused).
+            torch.compiler.cudagraph_mark_step_begin()
         if self.compile_options is not None:
             # The compiled `forward` bypasses the model's pre-hook that keeps frozen parts in eval
             # mode (no dropout in a frozen backbone), so do it here (a few flag writes).
@@ -154,7 +159,10 @@ class Gr00tLitModule(pl.LightningModule):
         out = self.training_forward()(batch)
         loss = out["loss"]
         bs = int(batch["action"].shape[0])
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=bs)
+        # Under CUDA-graph replays the loss lives in the graph's memory, overwritten by the next
+        # step: the logger keeps a copy.
+        logged = loss.detach().clone() if self._graphed_steps else loss
+        self.log("train/loss", logged, on_step=True, on_epoch=False, prog_bar=True, batch_size=bs)
         return loss
 
     # -- validation ------------------------------------------------------------------------

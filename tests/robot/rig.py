@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from gr00t_exp.robot.clock import MAX_STEP_PERIODS
 from gr00t_exp.robot.config import (
     CamerasConfig,
     CameraServerConfig,
@@ -232,17 +233,30 @@ def ramp_down_start(g1) -> float:
     return float(t[i])
 
 
-def assert_holds(g1, t_from: float, max_travel: float, tol: float = 1e-3) -> int:
-    """From t_from (sender time) on, the commanded joints moved at most `max_travel` (decelerating to
-    a stop) and then stayed put: the later 40 % of those commands are one pose. Counted in commands,
-    not seconds, so a host that runs the loop slowly does not fail it. Returns the command count."""
+def assert_holds(g1, t_from: float, rc: RobotConfig, tol: float = 1e-3) -> int:
+    """From t_from (sender time) on, the commanded joints moved at most the stopping distance
+    (decelerating to a stop) and then stayed put. The filter brakes at max_acceleration over the
+    time it is given per command (the elapsed time, at most MAX_STEP_PERIODS command periods), so a
+    joint at speed v has stopped once v / max_acceleration of that time has passed: every command
+    after that is one pose. Measured on the clock the filter runs on, so a host that runs the loop
+    slowly does not fail it. Returns the command count."""
     t, q, _ = received(g1)
-    qs = q[t >= t_from]
+    sel = t >= t_from
+    ts, qs = t[sel], q[sel]
     assert len(qs) >= 10, f"only {len(qs)} commands after {t_from:.3f}"
     travel = float(np.abs(qs - qs[0]).max())
-    assert travel <= max_travel, (travel, max_travel)
-    tail = qs[len(qs) * 6 // 10 :]
-    assert np.ptp(tail, axis=0).max() < tol, np.ptp(tail, axis=0)
+    assert travel <= stopping_distance(rc), (travel, stopping_distance(rc))
+    dt = np.diff(ts)
+    period = 1.0 / rc.control.command_hz
+    speed = np.abs(np.diff(qs, axis=0)).max(axis=1) / np.maximum(dt, period / 10)
+    given = np.concatenate([[0.0], np.cumsum(np.minimum(dt, MAX_STEP_PERIODS * period))])
+    # braking starts at the speed of the first commands (the fault is noticed within a few)
+    v0 = min(float(speed[:5].max()), rc.safety.max_velocity)
+    stopped = qs[given >= v0 / rc.safety.max_acceleration + 5 * period]
+    assert len(stopped) >= 3, (
+        f"the run ended {given[-1]:.3f} s after {t_from:.3f}, braking from {v0:.2f} rad/s"
+    )
+    assert np.ptp(stopped, axis=0).max() < tol, np.ptp(stopped, axis=0)
     return len(qs)
 
 

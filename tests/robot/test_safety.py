@@ -28,7 +28,6 @@ from .rig import (
     ramp_down_start,
     received,
     robot_cfg,
-    stopping_distance,
 )
 
 JOINTS = g1_upper_body_joints()
@@ -58,7 +57,7 @@ def test_lowstate_faults_hold_then_ramp_down(rig, domain_id, fault):
     # Hold: once the runner noticed (at once for NaN; after lowstate_stale_s otherwise), the joint
     # commands the fake received only braked to a stop and then stayed, ramp-down included.
     t_hold = t_fault[0] + (0.0 if fault == "nan" else rc.safety.lowstate_stale_s + 0.02)
-    assert assert_holds(g1, t_hold, stopping_distance(rc)) >= 20
+    assert assert_holds(g1, t_hold, rc) >= 20
     if fault != "nan":  # a hold before the ramp-down: stale from lowstate_stale_s, stop at abort_s
         assert ramp_down_start(g1) - t_fault[0] > rc.safety.lowstate_abort_s - 0.05
     if fault == "corrupt_crc":
@@ -110,7 +109,7 @@ def test_blocking_policy_is_stopped_by_the_command_loop(rig, domain_id):
     assert ramp_down_start(g1) - pol.t_blocked < rc.safety.policy_timeout_s + 0.5
     assert res.run_s < 6.0
     assert_graceful(res, rc, g1)
-    assert_holds(g1, ramp_down_start(g1), stopping_distance(rc))
+    assert_holds(g1, ramp_down_start(g1), rc)
     assert any("still blocked" in e for e in res.events)
 
 
