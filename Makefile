@@ -37,19 +37,18 @@ system-deps:
 	fi
 
 PYTEST := $(BIN)/python -m pytest -q -x --timeout=900 -p no:cacheprovider
-# Tests that time a control loop or a server run first, alone. Then the long CPU-bound tests with
-# no sockets, DDS or shared files (the demo's full recipe, the ONNX export) run in a second pytest
-# process beside the rest, most of which waits on subprocesses and sockets: on 2 cores the suite
-# takes the time of its longer lane instead of the sum.
-TIMED := tests/robot tests/serve
+# The long CPU-bound tests with no sockets, DDS or shared files (the demo's full recipe, the ONNX
+# export) run in a second pytest process beside the rest, most of which waits on subprocesses and
+# sockets: on 2 cores the suite takes the time of its longer lane instead of the sum. Timed tests
+# (control loops, servers) assert in commands and bounded latencies, not in wall-clock rates, so
+# they hold on a loaded host.
 LANE_B := tests/train/test_demo_learns.py tests/export/test_export.py
 
-## test: the whole suite (CPU; the slow end-to-end tests included), then the client on its own
+## test: the whole suite (CPU; the slow end-to-end tests included) in two lanes, then the client on its own
 test: $(STAMP)
-	$(PYTEST) $(TIMED)
 	@tmp=$$(mktemp -d); \
 	$(PYTEST) --basetemp=$$tmp/b $(LANE_B) >$$tmp/b.log 2>&1 & lane_b=$$!; \
-	$(PYTEST) --basetemp=$$tmp/a $(addprefix --ignore=,$(TIMED) $(LANE_B)) tests; rc_a=$$?; \
+	$(PYTEST) --basetemp=$$tmp/a $(addprefix --ignore=,$(LANE_B)) tests; rc_a=$$?; \
 	if [ $$rc_a -ne 0 ]; then kill $$lane_b 2>/dev/null; fi; \
 	wait $$lane_b; rc_b=$$?; \
 	echo "== second lane: $(LANE_B)"; cat $$tmp/b.log; rm -rf $$tmp; \

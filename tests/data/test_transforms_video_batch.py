@@ -61,10 +61,16 @@ def test_same_draws_give_the_cpu_output_up_to_rounding(kw):
 
 
 def test_jitter_alone_is_exact():
-    """No resize (crop 1.0, size kept): the folded colour map and its rounding are the CPU path's."""
+    """No resize (crop 1.0, size kept): the folded colour map and its rounding are the CPU path's.
+    Exact on the CI machine; a CPU with other vector kernels may round a value that lands on a
+    half level the other way (seen: 1 of 124,416 values, 1 level apart), so that much is allowed."""
     x = _noise(6, 3, 48, 48)
     vt = VideoTransform(crop_scale=1.0, resize=48)
-    np.testing.assert_array_equal(_device_out(vt, x, 5), vt.batch(x, torch.Generator().manual_seed(5)))
+    got = _device_out(vt, x, 5).astype(int)
+    want = vt.batch(x, torch.Generator().manual_seed(5)).astype(int)
+    diff = np.abs(got - want)
+    assert diff.max() <= 1, diff.max()
+    assert np.count_nonzero(diff) <= max(1, diff.size // 50_000), np.count_nonzero(diff)
 
 
 def test_crop_is_the_same_window_exactly():

@@ -87,7 +87,7 @@ def test_caches_follow_new_storage_and_dtype(model, batch):
     blk.to_k.weight.data = blk.to_k.weight.data * 0.5  # new storage, same version counter
     assert (_act(m, batch, plain=False) - _act(m, batch, plain=True)).abs().max().item() < TOL
     m.to(torch.float64)  # new dtype
-    b64 = {k: (v.double() if v.is_floating_point() else v) for k, v in batch.items()}
+    b64 = {k: (v.double() if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in batch.items()}
     with torch.inference_mode():
         fast = m.get_action(b64, init_noise=_noise().double())["action_pred"]
         with plain_path():
@@ -137,7 +137,7 @@ def test_graphed_get_action_needs_cuda_and_a_known_mode(model):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 def test_graph_replay_equals_eager_on_the_gpu(model, batch):
     m = copy.deepcopy(model).cuda()
-    b = {k: v.cuda() for k, v in batch.items()}
+    b = {k: v.cuda() if torch.is_tensor(v) else v for k, v in batch.items()}
     noise = _noise().cuda()
     with torch.inference_mode():
         ref = m.get_action(b, init_noise=noise)["action_pred"]
