@@ -36,23 +36,9 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg cyclonedds-dev >/dev/null; \
 	fi
 
-PYTEST := $(BIN)/python -m pytest -q -x --timeout=900 -p no:cacheprovider
-# The long CPU-bound tests with no sockets, DDS or shared files (the demo's full recipe, the ONNX
-# export) run in a second pytest process beside the rest, most of which waits on subprocesses and
-# sockets: on 2 cores the suite takes the time of its longer lane instead of the sum. Timed tests
-# (control loops, servers) assert in commands and bounded latencies, not in wall-clock rates, so
-# they hold on a loaded host.
-LANE_B := tests/train/test_demo_learns.py tests/export/test_export.py
-
-## test: the whole suite (CPU; the slow end-to-end tests included) in two lanes, then the client on its own
+## test: the whole suite (CPU; the slow end-to-end tests included), then the client on its own
 test: $(STAMP)
-	@tmp=$$(mktemp -d); \
-	$(PYTEST) --basetemp=$$tmp/b $(LANE_B) >$$tmp/b.log 2>&1 & lane_b=$$!; \
-	$(PYTEST) --basetemp=$$tmp/a $(addprefix --ignore=,$(LANE_B)) tests; rc_a=$$?; \
-	if [ $$rc_a -ne 0 ]; then kill $$lane_b 2>/dev/null; fi; \
-	wait $$lane_b; rc_b=$$?; \
-	echo "== second lane: $(LANE_B)"; cat $$tmp/b.log; rm -rf $$tmp; \
-	test $$rc_a -eq 0 && test $$rc_b -eq 0
+	$(BIN)/python -m pytest -q -x --timeout=900 -p no:cacheprovider tests
 	$(MAKE) test-client
 
 ## test-client: the robot-side client installed as the robot installs it (no torch), client/tests run there

@@ -45,3 +45,15 @@ def test_gpu_augment_run_matches_the_cpu_augment_run(make_cfg, tmp_path):
     a, b = losses(ref), losses(dev)
     assert len(a) == len(b) == 2 and a[0] != a[1]
     assert b == pytest.approx(a, rel=1e-3, abs=1e-4)
+
+
+def test_before_batch_transfer_marks_one_embodiment_batches_only():
+    from gr00t_exp.model.embodiment_mlp import UNIFORM_EMBODIMENT_KEY
+
+    lit = Gr00tLitModule(nn.Linear(2, 2), OptimConfig(), total_steps=1)
+    same = lit.on_before_batch_transfer({"embodiment_id": torch.tensor([3, 3])}, 0)
+    mixed = lit.on_before_batch_transfer({"embodiment_id": torch.tensor([3, 1])}, 0)
+    assert same[UNIFORM_EMBODIMENT_KEY] == 3 and UNIFORM_EMBODIMENT_KEY not in mixed
+    assert not lit._graphed_steps
+    graphed = Gr00tLitModule(nn.Linear(2, 2), OptimConfig(), total_steps=1, compile={"mode": "reduce-overhead"})
+    assert graphed._graphed_steps  # marks each step and logs a copy of the loss
