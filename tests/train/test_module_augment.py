@@ -55,5 +55,7 @@ def test_before_batch_transfer_marks_one_embodiment_batches_only():
     mixed = lit.on_before_batch_transfer({"embodiment_id": torch.tensor([3, 1])}, 0)
     assert same[UNIFORM_EMBODIMENT_KEY] == 3 and UNIFORM_EMBODIMENT_KEY not in mixed
     assert not lit._graphed_steps
-    graphed = Gr00tLitModule(nn.Linear(2, 2), OptimConfig(), total_steps=1, compile={"mode": "reduce-overhead"})
+    graphed = Gr00tLitModule(
+        nn.Linear(2, 2), OptimConfig(), total_steps=1, compile={"mode": "reduce-overhead"}
+    )
     assert graphed._graphed_steps  # marks each step and logs a copy of the loss
