@@ -7,9 +7,9 @@ Params (bench.params): backends (default [torchcodec, pyav]), cached ([true, fal
 ([0, 2]), cached_batches (bench.iters), uncached_batches (3), build (true: time a cold cache
 build per backend into a temporary dir, one decode thread), augment ([cpu]; gpu = the loader
 of data.augment_on=gpu: raw frames + augmentation draws, the augmentation itself left to the
-training device). Stages are timed in-process (0 workers): decode = frame fetch + parquet rows,
-transform = video augmentation (gpu: only its draws) + normalisation + packing, collate =
-stacking + processor (gpu: tokens only). With augment=gpu and CUDA present, the device side
+training device). Stages are timed in-process (0 workers): decode = the batch's frame fetch
+(one decoder call per episode and view) + parquet rows, transform = video augmentation (gpu: only
+its draws) + normalisation + packing, collate = stacking + processor (gpu: tokens only). With augment=gpu and CUDA present, the device side
 (BatchAugment on a host-to-device-copied batch) is timed too. End-to-end rows run the DataLoader.
 Writes `bench_dataloader.json` into paths.output_dir.
 """
@@ -50,7 +50,7 @@ def _stage_split(ds: Gr00tDataset, collate: Gr00tCollator, bs: int, batches: int
     for _ in range(batches):
         idx = rng.integers(0, len(ds), bs)
         t0 = time.perf_counter()
-        raws = [ds.raw_sample(*ds.locate(int(i))) for i in idx]
+        raws = ds.raw_samples([ds.locate(int(i)) for i in idx])
         t1 = time.perf_counter()
         samples = ds.transform_samples(raws)
         t2 = time.perf_counter()

@@ -11,8 +11,9 @@ shifted so its first row maps to the video's first frame (logged once per datase
 nearest-frame decoders instead return frame i + 1 for row i and repeat the last frame.
 
 Speed: frames come from the decoded-frame cache (uint8 memmap) when enabled, else from the
-video decoder; `__getitems__` (used by the DataLoader's batched fetch) runs the video transform
-once on the whole batch. With `defer_video_augment` (data.augment_on=gpu, training only) it only
+video decoder; `__getitems__` (used by the DataLoader's batched fetch) fetches a batch's frames
+with one decoder call per (episode, view), sorted (one forward decode per key frame interval, not
+one seek per sample), and runs the video transform once on the whole batch. With `defer_video_augment` (data.augment_on=gpu, training only) it only
 draws the augmentation parameters; the frames stay raw and are augmented batched on the device
 (transforms/video_batch.py).
 """
@@ -209,10 +210,14 @@ class Gr00tDataset(Dataset):
         return m
 
     def _frames(self, ep: int, key: str, rows: np.ndarray) -> np.ndarray:
-        """Frames of `rows`; a file that fails to decode mid-run is named with its episode."""
+        """Frames of `rows` of episode `ep`'s video `key`."""
+        return self._fetch(ep, key, self.frame_map(ep, key)[rows])
+
+    def _fetch(self, ep: int, key: str, frame_indices: np.ndarray) -> np.ndarray:
+        """Frames by index; a file that fails to decode mid-run is named with its episode."""
         try:
             _, _, fetch = self._video_source(ep, key)
-            return np.asarray(fetch(self.frame_map(ep, key)[rows]))
+            return np.asarray(fetch(frame_indices))
         except (FrameLookupError, DatasetError):
             raise
         except Exception as e:  # decoder errors differ by backend (PyAV, torchcodec, OSError)
@@ -228,19 +233,51 @@ class Gr00tDataset(Dataset):
                 )
             ) from e
 
+    def _prefetch(
+        self, locs: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, str], tuple[np.ndarray, np.ndarray]]:
+        """Every frame a batch needs, one decoder call per (episode, view) with sorted unique indices.
+
+        Decoding from video, the cost of a frame is the decode from its key frame forward; a batch's
+        frames of one video, sorted, are reached in one forward pass per key frame interval instead of
+        one seek and decode per sample. Returns (episode, key) -> (sorted frame indices, frames).
+        """
+        need: dict[tuple[int, str], list[np.ndarray]] = {}
+        for ep, base in locs:
+            rows = clamp_indices(step_indices(base, self.obs_deltas), self._episode(ep).length)
+            for key in self.video_keys:
+                need.setdefault((ep, key), []).append(self.frame_map(ep, key)[rows])
+        out = {}
+        for (ep, key), parts in need.items():
+            idx = np.unique(np.concatenate(parts))
+            out[(ep, key)] = (idx, self._fetch(ep, key, idx))
+        return out
+
     # ------------------------------------------------------------------ samples
     def locate(self, index: int) -> tuple[int, int]:
         """Flat sample index -> (episode index, base row)."""
         pos, base = locate(index, self.offsets)
         return self.episode_indices[pos], base
 
-    def raw_sample(self, ep: int, base: int) -> dict:
-        """Un-normalised sample: video (T, V, H, W, 3) uint8, state.* / action.* (T, D), language."""
+    def raw_sample(
+        self,
+        ep: int,
+        base: int,
+        prefetched: Mapping[tuple[int, str], tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> dict:
+        """Un-normalised sample: video (T, V, H, W, 3) uint8, state.* / action.* (T, D), language.
+
+        prefetched: `_prefetch`'s frames of a batch holding this sample (else decoded here)."""
         e = self._episode(ep)
         obs = step_indices(base, self.obs_deltas)
+        rows = clamp_indices(obs, e.length)
         views = []
         for key in self.video_keys:
-            views.append(self._frames(ep, key, clamp_indices(obs, e.length)))
+            if prefetched is None:
+                views.append(self._frames(ep, key, rows))
+            else:
+                idx, frames = prefetched[(ep, key)]
+                views.append(frames[np.searchsorted(idx, self.frame_map(ep, key)[rows])])
         shapes = {v.shape for v in views}
         if len(shapes) > 1:
             raise ValueError(
@@ -284,10 +321,15 @@ class Gr00tDataset(Dataset):
             action_horizon=lay.action_horizon,
         )
 
+    def raw_samples(self, locs: Sequence[tuple[int, int]]) -> list[dict]:
+        """`raw_sample` of each (episode, base row), the batch's frames fetched together."""
+        frames = self._prefetch(locs) if len(locs) > 1 else None
+        return [self.raw_sample(ep, base, frames) for ep, base in locs]
+
     def samples_at(
         self, locs: Sequence[tuple[int, int]], generator: torch.Generator | None = None
     ) -> list[dict]:
-        raws = [self.raw_sample(ep, base) for ep, base in locs]
+        raws = self.raw_samples(locs)
         if not self.do_transform:
             return raws
         return self.transform_samples(raws, generator)

@@ -57,6 +57,34 @@ def test_frames_match_sequential_decode_cached_and_uncached(meta, stats, gr1_emb
             np.testing.assert_array_equal(ds.raw_sample(ep, base)["video"][0, 0], seq[base])
 
 
+@pytest.mark.parametrize("backend", ["pyav", "torchcodec"])
+def test_batched_fetch_equals_per_sample(meta, stats, gr1_embodiment, backend):
+    """A batch (several samples per episode, repeats, unsorted) decodes each (episode, view) once,
+    sorted, and gives every sample the frames it gets alone."""
+    from gr00t_exp.data.video.backends import torchcodec_status
+
+    if backend == "torchcodec" and not torchcodec_status()[0]:
+        pytest.skip(torchcodec_status()[1])
+    ds = Gr00tDataset(meta, gr1_embodiment, stats, transform=False, video_backend=backend)
+    a, b = meta.episodes[0], meta.episodes[1]
+    locs = [(b.index, b.length - 1), (a.index, 5), (b.index, 0), (a.index, 2), (a.index, 5), (b.index, 31)]
+    calls = []
+    source = ds._video_source
+
+    def counting(ep, key):
+        path, pts, fetch = source(ep, key)
+        return path, pts, lambda idx: calls.append((ep, list(idx))) or fetch(idx)
+
+    ds._video_source = counting
+    batch = ds.samples_at(locs)
+    assert sorted(c[0] for c in calls) == [a.index, b.index]
+    assert all(c[1] == sorted(set(c[1])) for c in calls)
+    ds._video_source = source
+    for (ep, base), got in zip(locs, batch, strict=True):
+        np.testing.assert_array_equal(got["video"], ds.raw_sample(ep, base)["video"])
+        np.testing.assert_array_equal(got["action.left_arm"], ds.raw_sample(ep, base)["action.left_arm"])
+
+
 def test_raw_sample_padding(meta, stats, gr1_embodiment):
     ds = Gr00tDataset(meta, gr1_embodiment, stats, transform=False, video_backend="pyav")
     ep, length = meta.episodes[0].index, meta.episodes[0].length

@@ -64,6 +64,41 @@ def test_pick_place_timestamps_vs_pts(pick_place, backend):
         timestamps_to_indices(r.pts, ts[-1:], 1e-4)
 
 
+class _CountingContainer:
+    """A PyAV container that counts its seeks (the decode work a seek starts)."""
+
+    def __init__(self, container):
+        self._c, self.seeks = container, 0
+
+    def seek(self, *a, **kw):
+        self.seeks += 1
+        return self._c.seek(*a, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self._c, name)
+
+
+def test_pyav_seeks_once_per_key_frame_interval(tmp_path):
+    """Unsorted targets (with repeats) decode with one seek per key frame interval holding any, and
+    equal the sequential decode, in the order asked."""
+    import av
+
+    from gr00t_exp.data.mp4 import encode_mp4
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "gop10.mp4"
+    encode_mp4(path, rng.integers(0, 255, (100, 32, 48, 3), dtype=np.uint8), fps=20, gop=10)
+    r = open_video(path, "pyav")
+    assert len(r.key_pts) >= 9 and r.key_pts[0] == 0.0
+    seq = r.decode_all()
+    r._container = _CountingContainer(av.open(str(path)))
+    idx = [95, 3, 4, 57, 12, 3, 58, 99]
+    got = r.frames_at(idx)
+    intervals = {int(np.searchsorted(r.key_pts, r.pts[i], side="right")) for i in idx}
+    assert 3 <= len(intervals) < len(set(idx)) and r._container.seeks == len(intervals)
+    np.testing.assert_array_equal(got, seq[idx])
+
+
 def test_lookup_miss_message():
     pts = np.arange(10) / 20
     with pytest.raises(

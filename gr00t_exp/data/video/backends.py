@@ -60,19 +60,26 @@ def resize_uint8(frames: np.ndarray | torch.Tensor, height: int, width: int) -> 
     return y.permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def _demux_pts(path: Path) -> tuple[np.ndarray, int, int]:
-    """Frame pts (s, sorted) from the container's packets without decoding, plus (H, W)."""
+def _demux_pts(path: Path) -> tuple[np.ndarray, int, int, np.ndarray]:
+    """Frame pts (s, sorted) from the container's packets without decoding, (H, W), and the
+    pts (s, sorted) of the key frames (where a decode can start)."""
     import av
 
     try:
         with av.open(str(path)) as c:
             s = c.streams.video[0]
             tb = float(s.time_base)
-            pts = [p.pts for p in c.demux(s) if p.pts is not None and p.size > 0]
+            pts, keys = [], []
+            for p in c.demux(s):
+                if p.pts is not None and p.size > 0:
+                    pts.append(p.pts)
+                    if p.is_keyframe:
+                        keys.append(p.pts)
             h, w = s.codec_context.height, s.codec_context.width
     except (av.error.FFmpegError, IndexError) as e:
         raise VideoDecodeError(f"cannot read video {path}: {e}") from e
-    return np.sort(np.asarray(pts, dtype=np.float64)) * tb, h, w
+    as_s = lambda v: np.sort(np.asarray(v, dtype=np.float64)) * tb  # noqa: E731
+    return as_s(pts), h, w, as_s(keys)
 
 
 class PyAVReader:
@@ -85,7 +92,7 @@ class PyAVReader:
 
         self.path = Path(path)
         self.threads = threads
-        self.pts, self.height, self.width = _demux_pts(self.path)
+        self.pts, self.height, self.width, self.key_pts = _demux_pts(self.path)
         self._av = av
         self._container = None
 
@@ -104,18 +111,24 @@ class PyAVReader:
         s = c.streams.video[0]
         tb = float(s.time_base)
         order = np.unique(idx)
-        wanted = {int(round(self.pts[i] / tb)): i for i in order}
+        wanted = {int(round(self.pts[i] / tb)): int(i) for i in order}
         got: dict[int, np.ndarray] = {}
-        # one seek to the key frame before the earliest target, then decode forward
-        c.seek(int(round(self.pts[order[0]] / tb)), stream=s, backward=True, any_frame=False)
-        for frame in c.decode(s):
-            i = wanted.get(frame.pts)
-            if i is not None:
-                got[i] = frame.to_ndarray(format="rgb24")
-                if len(got) == len(order):
+        # One seek per key frame interval holding targets, then decode forward to its last target:
+        # decoding on past the interval's end to reach the next one costs frames a seek skips.
+        gop = np.searchsorted(self.key_pts, self.pts[order] + 1e-9, side="right")
+        for g in np.unique(gop):
+            group = order[gop == g]
+            left = len(group)
+            c.seek(int(round(self.pts[group[0]] / tb)), stream=s, backward=True, any_frame=False)
+            for frame in c.decode(s):
+                i = wanted.get(frame.pts)
+                if i is not None and i not in got:
+                    got[i] = frame.to_ndarray(format="rgb24")
+                    left -= 1
+                    if left == 0:
+                        break
+                elif frame.pts is not None and frame.pts * tb > self.pts[group[-1]] + 1e-6:
                     break
-            elif frame.pts is not None and frame.pts * tb > self.pts[order[-1]] + 1e-6:
-                break
         missing = [int(i) for i in order if i not in got]
         if missing:
             raise VideoDecodeError(f"{self.path}: PyAV did not return frames {missing[:5]}")
