@@ -12,7 +12,8 @@ Method (the one upstream's figures in docs/benchmarks.md were measured with, so 
   codegen); `inductor` (torch.compile mode `bench.params.compile_mode`, "reduce-overhead" =
   Inductor + CUDA graphs); `graph` (the serving fast path, model/inference.py: the whole
   get_action captured in one CUDA graph, eager kernels) and `graphcompile` (the same capture of
-  Inductor kernels; `graphfreeze`: with Inductor freezing, weights folded as constants); suffix `_noamp` = bf16 without autocast, `_plain` = without the model's
+  Inductor kernels; `graphfreeze`: with Inductor freezing, weights folded as constants;
+  `graphtune`: compiled with mode max-autotune-no-cudagraphs, GEMMs autotuned); suffix `_noamp` = bf16 without autocast, `_plain` = without the model's
   inference caches (fused q/k/v, cached timestep tensors: the computation before them), e.g.
   `eager_plain_noamp`. Default: eager, cudagraphs_noamp, inductor. Each output is compared with eager on the same initial noise; peak
   memory is reset before each variant.
@@ -28,7 +29,8 @@ Method (the one upstream's figures in docs/benchmarks.md were measured with, so 
 
 `bench.params` keys (all optional): variants (list; suffix `_noamp` = bf16 without autocast),
 compile_mode, train (bool), train_modes (list), train_iters, prompt, profile (bool: profiler tables
-of one eager get_action and one training step of each of `profile_train_modes`, default [eager]).
+of one eager get_action and one training step of each of `profile_train_modes`, default [eager]),
+profile_graphed (bool: a kernel table of each graph variant, default false).
 Results: `<run dir>/bench_model.json` (rewritten after every phase) and a printed table.
 """
 
@@ -213,13 +215,23 @@ def _amp(device: torch.device, enabled: bool):
 
 
 def bench_inference(
-    model, batch, device, warmup: int, iters: int, variants: list[str], compile_mode: str, res
+    model,
+    batch,
+    device,
+    warmup: int,
+    iters: int,
+    variants: list[str],
+    compile_mode: str,
+    res,
+    profile_dir: Path | None = None,
 ):
     """Latency of get_action (bf16 weights) per variant; split backbone / action head for eager.
 
     Variant names: eager | cudagraphs | inductor, with suffix `_noamp` = no autocast (pure bf16
     activations; upstream runs bf16 weights under autocast, which keeps LayerNorm/softmax outputs in
     fp32 and so adds a cast before most matmuls). Every variant is compared with eager + autocast.
+    `profile_dir`: also a profiler table of each graph variant's kernels (one call of the captured
+    function outside its graph, `profile_<variant>.txt`).
     """
     model.eval()
     head = model.action_head
@@ -242,8 +254,9 @@ def bench_inference(
             amp = "noamp" not in flags
             plain = plain_path() if "plain" in flags else contextlib.nullcontext()
             with plain:
-                if kind in ("graph", "graphcompile", "graphfreeze"):
-                    out = _bench_graphed(model, batch, noise, device, warmup, iters, kind, amp, ref)
+                if kind in ("graph", "graphcompile", "graphfreeze", "graphtune"):
+                    prof = profile_dir / f"profile_{v}.txt" if profile_dir is not None else None
+                    out = _bench_graphed(model, batch, noise, device, warmup, iters, kind, amp, ref, prof)
                 elif kind == "eager" and not split:
                     out = {
                         "get_action": time_fn(lambda amp=amp: eager_call(amp), device, warmup, iters),
@@ -297,12 +310,15 @@ def bench_inference(
         res.save()
 
 
-def _bench_graphed(model, batch, noise, device, warmup: int, iters: int, kind: str, amp: bool, ref):
+def _bench_graphed(
+    model, batch, noise, device, warmup: int, iters: int, kind: str, amp: bool, ref, profile_path=None
+):
     """The serving fast path's graphed get_action (model/inference.py): capture (or compile + capture)
     time, replay latency (inputs copied into the graph's buffers each call, as serving does)."""
     mode = "cudagraph" if kind == "graph" else "compile"
     torch._dynamo.reset()
-    fast = GraphedGetAction(model, mode=mode, autocast=amp, freeze=kind == "graphfreeze")
+    tune = "max-autotune-no-cudagraphs" if kind == "graphtune" else None
+    fast = GraphedGetAction(model, mode=mode, autocast=amp, freeze=kind == "graphfreeze", compile_mode=tune)
     t0 = time.perf_counter()
     first = fast(batch, init_noise=noise)
     _sync(device)
@@ -310,6 +326,9 @@ def _bench_graphed(model, batch, noise, device, warmup: int, iters: int, kind: s
     out["get_action"] = time_fn(lambda: fast(batch, init_noise=noise), device, warmup, iters)
     out["vs_eager"] = _compare(fast(batch, init_noise=noise), ref)
     out["first_call_vs_eager"] = _compare(first, ref)
+    if profile_path is not None:
+        g = next(iter(fast._graphs.values()))
+        out["profile"] = _profile(lambda: fast._run(g.inputs, g.consts, g.noise), device, profile_path)
     fast.reset()
     return out
 
@@ -535,7 +554,8 @@ def run(cfg: DictConfig) -> int:
     b1 = batch_of(1)
     res.data["meta"]["tokens_batch1"] = int(b1["eagle_input_ids"].shape[1])
     first = [v for v in variants if not v.startswith("inductor")]
-    bench_inference(model, b1, device, warmup, iters, first, compile_mode, res)
+    graph_prof = out_dir if params.get("profile_graphed", False) else None
+    bench_inference(model, b1, device, warmup, iters, first, compile_mode, res, graph_prof)
     if params.get("profile", device.type == "cuda"):
         try:
             profile_inference(model, b1, device, out_dir, res)

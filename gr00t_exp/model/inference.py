@@ -8,7 +8,8 @@ loop) captured once per input signature and replayed, so a call costs one graph 
 
 - `cudagraph`: the eager kernels, captured as they are (no code generation; a capture costs a few
   eager calls). `compile`: `torch.compile` (Inductor, its own CUDA graphs off) first, then the
-  compiled kernels captured the same way; the first call per signature compiles (minutes).
+  compiled kernels captured the same way; the first call per signature compiles (minutes);
+  `compile_mode="max-autotune-no-cudagraphs"` also autotunes Inductor's GEMM / kernel choices.
 - A signature is the shapes and dtypes of the inputs (batch size, views, prompt length) and
   whether the batch has left padding: every new one is captured on first use; at most
   `max_graphs` are kept (least recently used dropped).
@@ -18,6 +19,11 @@ loop) captured once per input signature and replayed, so a call costs one graph 
   (the policy servers run the model on one worker thread).
 - A graph holds the weights' addresses: load new weights with `copy_` into the same tensors (or
   build a new GraphedGetAction); `model.to(...)` or replaced parameters need `reset()`.
+- `prepare` (with the batch keys it reads, `prepare_keys`) runs inside the graph before
+  `get_action`: serving passes the device-side image crop / resize / normalisation, so the raw
+  uint8 views are the graph's input and those ~20 kernels replay with the model. A key holding a
+  dict (the `augment` parameters) is flattened: its tensors become static buffers, its other
+  values (crop and output sizes) part of the signature.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ from gr00t_exp.model.derived import folding_under_compile
 log = logging.getLogger(__name__)
 
 MODES = ("cudagraph", "compile")
+# A flattened dict entry of the batch: "<key>.<entry>".
+_SEP = "."
 # What get_action reads from the batch.
 INPUT_KEYS = ("eagle_input_ids", "eagle_attention_mask", "eagle_pixel_values", "state", "embodiment_id")
 
@@ -45,6 +53,7 @@ INPUT_KEYS = ("eagle_input_ids", "eagle_attention_mask", "eagle_pixel_values", "
 class _Graph:
     graph: torch.cuda.CUDAGraph
     inputs: dict[str, Tensor]
+    consts: dict[str, object]
     noise: Tensor
     output: Tensor
     capture_s: float
@@ -60,6 +69,9 @@ class GraphedGetAction:
         max_graphs: int = 16,
         warmup_iters: int = 2,
         freeze: bool = False,
+        prepare: Callable[[dict], dict] | None = None,
+        prepare_keys: tuple[str, ...] = (),
+        compile_mode: str | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"fast path mode must be one of {MODES}, got {mode!r}")
@@ -74,28 +86,60 @@ class GraphedGetAction:
         # compile: Inductor `freezing` (weights as constants: folds the fused q/k/v weights and the
         # timestep modulations at compile time; weights changed later are not seen: `reset()`).
         self.freeze = freeze and mode == "compile"
+        self.prepare = prepare
+        self._keys = INPUT_KEYS + tuple(k for k in prepare_keys if k not in INPUT_KEYS)
         self._graphs: OrderedDict[tuple, _Graph] = OrderedDict()
         head_cfg = model.action_head.config
         self._chunk = (head_cfg.action_horizon, head_cfg.action_dim)
-        # torch.compile without its own CUDA graphs: the capture below is the one graph.
+        # torch.compile without its own CUDA graphs: the capture below is the one graph. A
+        # compile_mode that would add Inductor's own graphs (reduce-overhead, max-autotune) is refused.
+        if compile_mode is not None and compile_mode not in ("default", "max-autotune-no-cudagraphs"):
+            raise ValueError(
+                f"compile_mode={compile_mode!r}: use default or max-autotune-no-cudagraphs (the CUDA graph "
+                "is this class's own capture)"
+            )
         self._fn: Callable[..., dict[str, Tensor]] = (
-            torch.compile(model.get_action, dynamic=False) if mode == "compile" else model.get_action
+            torch.compile(model.get_action, dynamic=False, mode=compile_mode)
+            if mode == "compile"
+            else model.get_action
         )
 
     # -- signatures --------------------------------------------------------------------------
-    @staticmethod
-    def _inputs(batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """The tensors get_action reads; an all-ones attention mask is dropped (host check, one
-        sync before any work is queued) so the LLM takes its unmasked causal kernel, as eager does."""
-        out = {k: batch[k] for k in INPUT_KEYS if k in batch and batch[k] is not None}
-        mask = out.get("eagle_attention_mask")
+    def _inputs(self, batch: Mapping[str, object]) -> tuple[dict[str, Tensor], dict[str, object]]:
+        """(tensors, other values) the graph reads from `batch`, dict entries flattened. An all-ones
+        attention mask is dropped (host check, one sync before any work is queued) so the LLM takes
+        its unmasked causal kernel, as eager does."""
+        tensors: dict[str, Tensor] = {}
+        consts: dict[str, object] = {}
+        for k in self._keys:
+            v = batch.get(k)
+            if isinstance(v, Mapping):
+                for name, x in v.items():
+                    (tensors if torch.is_tensor(x) else consts)[f"{k}{_SEP}{name}"] = x
+            elif v is not None:
+                tensors[k] = v  # type: ignore[assignment]
+        mask = tensors.get("eagle_attention_mask")
         if mask is not None and bool(mask.all()):
-            del out["eagle_attention_mask"]
-        return out
+            del tensors["eagle_attention_mask"]
+        return tensors, consts
 
     @staticmethod
-    def _signature(inputs: Mapping[str, Tensor]) -> tuple:
-        return tuple((k, tuple(v.shape), v.dtype, str(v.device)) for k, v in sorted(inputs.items()))
+    def _signature(inputs: Mapping[str, Tensor], consts: Mapping[str, object]) -> tuple:
+        shapes = tuple((k, tuple(v.shape), v.dtype, str(v.device)) for k, v in sorted(inputs.items()))
+        return shapes + tuple(sorted((k, repr(v)) for k, v in consts.items()))
+
+    @staticmethod
+    def _nest(inputs: Mapping[str, Tensor], consts: Mapping[str, object]) -> dict:
+        """The batch as `prepare` / get_action read it: flattened entries back into their dicts."""
+        out: dict = {}
+        for flat in (inputs, consts):
+            for k, v in flat.items():
+                key, sep, name = k.partition(_SEP)
+                if sep:
+                    out.setdefault(key, {})[name] = v
+                else:
+                    out[k] = v
+        return out
 
     @property
     def signatures(self) -> list[tuple]:
@@ -107,10 +151,14 @@ class GraphedGetAction:
             torch._dynamo.reset()  # frozen weights / specialised code of the old model
 
     # -- capture ---------------------------------------------------------------------------
-    def _run(self, inputs: dict[str, Tensor], noise: Tensor) -> Tensor:
+    def _run(self, inputs: dict[str, Tensor], consts: dict[str, object], noise: Tensor) -> Tensor:
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
-        with torch.inference_mode(), amp:
-            return self._fn(inputs, init_noise=noise, num_steps=self.num_steps)["action_pred"]
+        with torch.inference_mode():
+            batch = self._nest(inputs, consts)
+            if self.prepare is not None:
+                batch = self.prepare(batch)
+            with amp:
+                return self._fn(batch, init_noise=noise, num_steps=self.num_steps)["action_pred"]
 
     def _compile_context(self) -> contextlib.AbstractContextManager:
         if not self.freeze:
@@ -122,9 +170,9 @@ class GraphedGetAction:
         stack.enter_context(folding_under_compile())
         return stack
 
-    def _capture(self, inputs: dict[str, Tensor]) -> _Graph:
+    def _capture(self, inputs: dict[str, Tensor], consts: dict[str, object]) -> _Graph:
         t0 = time.perf_counter()
-        static = {k: v.clone() for k, v in inputs.items()}
+        static = {k: v.to(self.model.device, copy=True) for k, v in inputs.items()}
         b = static["state"].shape[0]
         noise = torch.randn(b, *self._chunk, device=self.model.device, dtype=self.model.dtype)
         # Warm up on a side stream (lazy inits, cuBLAS workspaces, the model's derived-weight
@@ -133,13 +181,13 @@ class GraphedGetAction:
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side), self._compile_context():
             for _ in range(self.warmup_iters):
-                self._run(static, noise)
+                self._run(static, consts, noise)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            output = self._run(static, noise)
+            output = self._run(static, consts, noise)
         torch.cuda.synchronize()
-        g = _Graph(graph, static, noise, output, time.perf_counter() - t0)
+        g = _Graph(graph, static, dict(consts), noise, output, time.perf_counter() - t0)
         log.info(
             "captured get_action (%s, autocast=%s) for %s in %.1f s",
             self.mode,
@@ -149,29 +197,28 @@ class GraphedGetAction:
         )
         return g
 
-    def _graph_for(self, inputs: dict[str, Tensor]) -> _Graph:
-        sig = self._signature(inputs)
+    def _graph_for(self, inputs: dict[str, Tensor], consts: dict[str, object]) -> _Graph:
+        sig = self._signature(inputs, consts)
         g = self._graphs.get(sig)
         if g is None:
             if len(self._graphs) >= self.max_graphs:
                 self._graphs.popitem(last=False)
-            g = self._graphs[sig] = self._capture(inputs)
+            g = self._graphs[sig] = self._capture(inputs, consts)
         else:
             self._graphs.move_to_end(sig)
         return g
 
-    def warmup(self, batch: Mapping[str, Tensor]) -> float:
+    def warmup(self, batch: Mapping[str, object]) -> float:
         """Capture the graph of `batch`'s signature now; returns the capture time in seconds."""
-        inputs = self._inputs(batch)
-        sig = self._signature(inputs)
-        if sig in self._graphs:
+        inputs, consts = self._inputs(batch)
+        if self._signature(inputs, consts) in self._graphs:
             return 0.0
-        return self._graph_for(inputs).capture_s
+        return self._graph_for(inputs, consts).capture_s
 
     # -- call ------------------------------------------------------------------------------
-    def __call__(self, batch: Mapping[str, Tensor], init_noise: Tensor | None = None) -> Tensor:
-        inputs = self._inputs(batch)
-        g = self._graph_for(inputs)
+    def __call__(self, batch: Mapping[str, object], init_noise: Tensor | None = None) -> Tensor:
+        inputs, consts = self._inputs(batch)
+        g = self._graph_for(inputs, consts)
         for k, v in inputs.items():
             g.inputs[k].copy_(v, non_blocking=True)
         if init_noise is None:

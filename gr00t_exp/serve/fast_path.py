@@ -10,7 +10,8 @@
 On a CUDA device the model also runs under bf16 autocast (`deploy.policy.autocast`, null = on with
 CUDA) and the images are cropped, resized and normalised on the GPU (`deploy.policy.gpu_preprocess`,
 null = on with CUDA): the raw uint8 views go to the device (~1.8 MB for two 480x640 views) instead
-of being resized on the CPU. Start-up captures a graph for every batch size in
+of being resized on the CPU; on a graphed path that crop / resize / normalisation is captured in
+the same CUDA graph as the model (its time is part of the `model` timing). Start-up captures a graph for every batch size in
 `deploy.policy.warmup_batch_sizes` with the embodiment's views (its start-up time is in the model
 card and the log). `random_init_checkpoint` writes what serving needs besides weights (metadata with
 unit statistics) so `deploy.policy.random_init=true` serves the full-size architecture without a
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from gr00t_exp.data.transforms.video_batch import AUGMENT_KEY, VIDEO_KEY, BatchAugment
 from gr00t_exp.embodiment import EmbodimentLayout, embodiment_config
 from gr00t_exp.model.inference import GraphedGetAction
 
@@ -62,7 +64,10 @@ def _on_cuda(flag: bool | None, device: str) -> bool:
 
 class FastPath:
     """Runs `model.get_action` for the policy: graphed (cudagraph / compile) or plain, under bf16
-    autocast or not. `__call__(batch, init_noise) -> action_pred (B, H, A)`."""
+    autocast or not. `__call__(batch, init_noise) -> action_pred (B, H, A)`. A batch of raw frames
+    (`video` + `augment`, the deferred collate layout) is preprocessed on the device first, inside
+    the graph on a graphed path; its tensors may still be on the host (the graph's input copies
+    upload them)."""
 
     def __init__(
         self,
@@ -72,20 +77,38 @@ class FastPath:
         num_steps: int | None = None,
         autocast: bool | None = None,
         max_graphs: int = 16,
+        compile_mode: str | None = None,
     ) -> None:
         self.model = model
         self.device = str(device)
         self.mode = resolve_mode(mode, self.device)
+        if compile_mode is not None and self.mode != "compile":
+            raise ValueError(
+                f"deploy.policy.compile_mode={compile_mode} applies to fast_path=compile only "
+                f"(fast_path resolves to {self.mode}); set deploy.policy.fast_path=compile or compile_mode=null"
+            )
         self.autocast = _on_cuda(autocast, self.device)
         if self.autocast and not self.device.startswith("cuda"):
             raise ValueError("deploy.policy.autocast=true needs a CUDA device (bf16 autocast)")
         self.num_steps = num_steps
+        self.preprocess = BatchAugment()
         self.graphed = (
-            GraphedGetAction(model, self.mode, num_steps, self.autocast, max_graphs)
+            GraphedGetAction(
+                model,
+                self.mode,
+                num_steps,
+                self.autocast,
+                max_graphs,
+                prepare=self.preprocess,
+                prepare_keys=(VIDEO_KEY, AUGMENT_KEY),
+                compile_mode=compile_mode,
+            )
             if self.mode != "off"
             else None
         )
         self.startup: dict[str, Any] = {"fast_path": self.mode, "autocast": self.autocast}
+        if compile_mode is not None:
+            self.startup["compile_mode"] = compile_mode
 
     @contextlib.contextmanager
     def _amp(self) -> Iterator[None]:
@@ -98,10 +121,23 @@ class FastPath:
     def __call__(self, batch: Mapping[str, Tensor], init_noise: Tensor | None = None) -> Tensor:
         if self.graphed is not None:
             return self.graphed(batch, init_noise)
-        with torch.inference_mode(), self._amp():
-            return self.model.get_action(dict(batch), init_noise=init_noise, num_steps=self.num_steps)[
-                "action_pred"
-            ]
+        dev = self.model.device
+        moved = {k: _to(v, dev) for k, v in batch.items()}
+        with torch.inference_mode():
+            moved = self.preprocess(moved)
+            with self._amp():
+                return self.model.get_action(moved, init_noise=init_noise, num_steps=self.num_steps)[
+                    "action_pred"
+                ]
+
+
+def _to(v: Any, device: torch.device) -> Any:
+    """Tensors (also one level down, the `augment` entries) moved to `device`; the rest as is."""
+    if torch.is_tensor(v):
+        return v.to(device, non_blocking=True)
+    if isinstance(v, Mapping):
+        return {k: _to(x, device) for k, x in v.items()}
+    return v
 
 
 # ------------------------------------------------------------------------ GPU preprocessing

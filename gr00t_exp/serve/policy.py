@@ -63,6 +63,7 @@ class Gr00tPolicy(BasePolicy):
         strict: bool = True,
         dtype: str | None = None,
         fast_path: str = "off",
+        compile_mode: str | None = None,
         autocast: bool | None = None,
         gpu_preprocess: bool | None = None,
         warmup_batch_sizes: list[int] | None = None,
@@ -70,7 +71,7 @@ class Gr00tPolicy(BasePolicy):
     ):
         """checkpoint: hub-layout export dir. embodiment: the serving EmbodimentConfig; required for
         upstream checkpoints (no training config inside), checked against ours when given.
-        fast_path / autocast / gpu_preprocess / warmup_batch_sizes: see serve/fast_path.py (defaults
+        fast_path / compile_mode / autocast / gpu_preprocess / warmup_batch_sizes: see serve/fast_path.py (defaults
         here keep the plain path); model: an already built model to serve instead of the
         checkpoint's weights (deploy.policy.random_init)."""
         import torch
@@ -184,9 +185,16 @@ class Gr00tPolicy(BasePolicy):
             "dtype": str(self.model.dtype).removeprefix("torch."),
             "delta_actions": list(self.delta_keys),
         }
-        self._fast_setup(fast_path, autocast, gpu_preprocess, warmup_batch_sizes)
+        self._fast_setup(fast_path, autocast, gpu_preprocess, warmup_batch_sizes, compile_mode)
 
-    def _fast_setup(self, mode: str, autocast: bool | None, gpu_pre: bool | None, sizes: list[int] | None):
+    def _fast_setup(
+        self,
+        mode: str,
+        autocast: bool | None,
+        gpu_pre: bool | None,
+        sizes: list[int] | None,
+        compile_mode: str | None = None,
+    ):
         """The fast path (serve/fast_path.py): graphed get_action, autocast, device-side images,
         then the start-up warm-up, reported in the model card."""
         from gr00t_exp.serve.fast_path import FastPath, warm_up
@@ -194,7 +202,9 @@ class Gr00tPolicy(BasePolicy):
         if getattr(self, "n16", None) is not None:
             # N1.6 runs its own pipeline (n16_inference.py): no graphs to capture yet
             mode, gpu_pre, sizes = "off", False, None
-        self.fast = FastPath(self.model, mode, self.device, self.denoising_steps, autocast)
+        self.fast = FastPath(
+            self.model, mode, self.device, self.denoising_steps, autocast, compile_mode=compile_mode
+        )
         self.gpu_preprocess = self.device.startswith("cuda") if gpu_pre is None else bool(gpu_pre)
         self._card.update(self.fast.startup, gpu_preprocess=self.gpu_preprocess)
         if sizes:
@@ -235,7 +245,6 @@ class Gr00tPolicy(BasePolicy):
         if self.n16 is not None:
             return predict_n16(self, obs, options)
         from gr00t_exp.data.transforms import pack_sample
-        from gr00t_exp.data.transforms.video_batch import BatchAugment
         from gr00t_exp.serve.fast_path import eval_augment
 
         torch = self._torch
@@ -266,13 +275,10 @@ class Gr00tPolicy(BasePolicy):
         ]
         for s, a in zip(samples, augment or [], strict=False):
             s["augment"] = a
-        host = self.collate(samples)
+        # The fast path moves the batch to the device (a graph copies it straight into its input
+        # buffers) and crops / resizes / normalises raw frames there.
+        batch = self.collate(samples)
         t_host = time.perf_counter()
-        batch = {
-            k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in host.items()
-        }
-        if augment:
-            batch = BatchAugment()(batch)
         init_noise = None
         seed = (options or {}).get("seed")
         if seed is not None:
@@ -297,7 +303,9 @@ class Gr00tPolicy(BasePolicy):
         model_ms = (t2 - t1) * 1e3
         timing = {
             "preprocess": (t1 - t0) * 1e3,
-            # host: stacking, normalisation, packing, tokens; device: upload + image crop/resize
+            # host: stacking, normalisation, packing, tokens; device: what is queued before the
+            # model runs (the noise upload; the batch's upload and image crop / resize / normalisation
+            # count as model time, in the graph or in the plain path's first step)
             "preprocess_host": (t_host - t0) * 1e3,
             "preprocess_device": (t1 - t_host) * 1e3,
             "model": model_ms,

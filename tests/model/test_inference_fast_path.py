@@ -148,3 +148,37 @@ def test_graph_replay_equals_eager_on_the_gpu(model, batch):
     assert (first - ref).abs().max().item() < 1e-4 and torch.equal(first, again)
     other = fast({**b, "state": b["state"] + 1.0}, init_noise=noise)  # inputs are copied in
     assert (other - first).abs().max().item() > 1e-4
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_preparation_inside_the_graph_equals_eager_on_the_gpu(model, batch):
+    """Raw uint8 frames + crop parameters (on the host) in, the device-side crop / resize /
+    normalisation captured with the model: equal to running both eagerly; new frames and new crop
+    offsets reach the graph, a new crop size is a new signature."""
+    from gr00t_exp.data.transforms.video_batch import BatchAugment
+
+    m = copy.deepcopy(model).cuda()
+    gen = torch.Generator().manual_seed(5)
+    base = {k: v for k, v in batch.items() if k != "eagle_pixel_values"}
+
+    def raw(top: int, crop: int) -> dict:
+        video = torch.randint(0, 256, (2, 1, 1, 240, 240, 3), dtype=torch.uint8, generator=gen)
+        aug = {"top": torch.tensor([top, 0]), "left": torch.tensor([1, top]), "crop_h": crop, "crop_w": crop,
+               "size": 224, "mean": torch.full((3,), 127.5), "std": torch.full((3,), 127.5)}  # fmt: skip
+        return {**base, "video": video, "augment": aug}
+
+    def eager(b: dict) -> torch.Tensor:
+        on = {k: v.cuda() if torch.is_tensor(v) else v for k, v in b.items()}
+        on["augment"] = {k: v.cuda() if torch.is_tensor(v) else v for k, v in b["augment"].items()}
+        with torch.inference_mode():
+            return m.get_action(BatchAugment()(on), init_noise=_noise().cuda())["action_pred"]
+
+    fast = GraphedGetAction(m, mode="cudagraph", autocast=False, prepare=BatchAugment(),
+                            prepare_keys=("video", "augment"))  # fmt: skip
+    for b in (raw(3, 228), raw(9, 228)):
+        got = fast(b, init_noise=_noise().cuda())
+        assert (got - eager(b)).abs().max().item() < 1e-4
+    assert len(fast.signatures) == 1
+    b = raw(2, 230)
+    assert (fast(b, init_noise=_noise().cuda()) - eager(b)).abs().max().item() < 1e-4
+    assert len(fast.signatures) == 2

@@ -127,3 +127,38 @@ def test_bench_serve_with_the_real_model_reports_its_stages(tmp_path):
     stages = res["zmq"]["server_stages_p50_ms"]
     assert stages["model"] > 0 and stages["preprocess"] > 0
     assert res["zmq"]["round_trip_ms"]["p50"] >= res["zmq"]["policy_ms"]["p50"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_graphed_policy_preprocesses_in_the_graph_and_equals_the_plain_path():
+    """On the GPU the default fast path replays the image preprocessing with the model: the same
+    actions as the plain path with the same device-side preprocessing (same bf16 weights, same
+    seed), for new frames on every call; the frames matter to the actions."""
+    torch.manual_seed(0)
+    over = [
+        *G1,
+        "deploy.policy.random_init=true",
+        "deploy.policy.device=cuda",
+        "deploy.policy.autocast=false",
+        SMALL,
+    ]
+    plain = build_policy(compose_config([*over, "deploy.policy.fast_path=off"]))
+    graphed = build_policy(compose_config([*over, "deploy.policy.fast_path=auto"]))
+    with torch.no_grad():
+        for p, q in zip(graphed.model.parameters(), plain.model.parameters(), strict=True):
+            p.copy_(q)  # in place: the captured graph reads these tensors
+    assert graphed.model_card()["fast_path"] == "cudagraph" and graphed.gpu_preprocess
+    obs = [warmup_observation(plain.spec, 1, seed=s) for s in (1, 2)]
+    obs[1] = {
+        **obs[0],
+        **{k: v for k, v in obs[1].items() if k.startswith("video.")},
+    }  # only the frames differ
+    got = []
+    for o in obs:
+        a, _ = plain.get_action_with_info(o, {"seed": 7})
+        b, info = graphed.get_action_with_info(o, {"seed": 7})
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], atol=2e-3)
+        got.append(a)
+    assert max(np.abs(got[0][k] - got[1][k]).max() for k in got[0]) > 2e-2
+    assert len(graphed.fast.graphed.signatures) == 1 and info["timing_ms"]["model"] > 0
