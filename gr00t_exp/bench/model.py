@@ -12,8 +12,7 @@ Method (the one upstream's figures in docs/benchmarks.md were measured with, so 
   codegen); `inductor` (torch.compile mode `bench.params.compile_mode`, "reduce-overhead" =
   Inductor + CUDA graphs); `graph` (the serving fast path, model/inference.py: the whole
   get_action captured in one CUDA graph, eager kernels) and `graphcompile` (the same capture of
-  Inductor kernels; `graphfreeze`: with Inductor freezing, weights folded as constants;
-  `graphtune`: compiled with mode max-autotune-no-cudagraphs, GEMMs autotuned); suffix `_noamp` = bf16 without autocast, `_plain` = without the model's
+  Inductor kernels; `graphfreeze`: with Inductor freezing, weights folded as constants); suffix `_noamp` = bf16 without autocast, `_plain` = without the model's
   inference caches (fused q/k/v, cached timestep tensors: the computation before them), e.g.
   `eager_plain_noamp`. Default: eager, cudagraphs_noamp, inductor. Each output is compared with eager on the same initial noise; peak
   memory is reset before each variant.
@@ -254,7 +253,7 @@ def bench_inference(
             amp = "noamp" not in flags
             plain = plain_path() if "plain" in flags else contextlib.nullcontext()
             with plain:
-                if kind in ("graph", "graphcompile", "graphfreeze", "graphtune"):
+                if kind in ("graph", "graphcompile", "graphfreeze"):
                     prof = profile_dir / f"profile_{v}.txt" if profile_dir is not None else None
                     out = _bench_graphed(model, batch, noise, device, warmup, iters, kind, amp, ref, prof)
                 elif kind == "eager" and not split:
@@ -317,8 +316,7 @@ def _bench_graphed(
     time, replay latency (inputs copied into the graph's buffers each call, as serving does)."""
     mode = "cudagraph" if kind == "graph" else "compile"
     torch._dynamo.reset()
-    tune = "max-autotune-no-cudagraphs" if kind == "graphtune" else None
-    fast = GraphedGetAction(model, mode=mode, autocast=amp, freeze=kind == "graphfreeze", compile_mode=tune)
+    fast = GraphedGetAction(model, mode=mode, autocast=amp, freeze=kind == "graphfreeze")
     t0 = time.perf_counter()
     first = fast(batch, init_noise=noise)
     _sync(device)

@@ -8,8 +8,7 @@ loop) captured once per input signature and replayed, so a call costs one graph 
 
 - `cudagraph`: the eager kernels, captured as they are (no code generation; a capture costs a few
   eager calls). `compile`: `torch.compile` (Inductor, its own CUDA graphs off) first, then the
-  compiled kernels captured the same way; the first call per signature compiles (minutes);
-  `compile_mode="max-autotune-no-cudagraphs"` also autotunes Inductor's GEMM / kernel choices.
+  compiled kernels captured the same way; the first call per signature compiles (minutes).
 - A signature is the shapes and dtypes of the inputs (batch size, views, prompt length) and
   whether the batch has left padding: every new one is captured on first use; at most
   `max_graphs` are kept (least recently used dropped).
@@ -17,8 +16,10 @@ loop) captured once per input signature and replayed, so a call costs one graph 
   before the replay (or copied from `init_noise`); the result is cloned out of the graph.
 - bf16 autocast (`autocast=True`) is part of the capture. Not thread-safe: one caller at a time
   (the policy servers run the model on one worker thread).
-- A graph holds the weights' addresses: load new weights with `copy_` into the same tensors (or
-  build a new GraphedGetAction); `model.to(...)` or replaced parameters need `reset()`.
+- A graph holds the addresses of the weights and of the values derived from them at capture
+  (fused q/k/v, cached timestep modulations: model/derived.py), so after new weights (loaded in
+  place or not, `model.to(...)`) call `reset()`: the next call captures again and the derived
+  values are rebuilt from the new weights.
 - `prepare` (with the batch keys it reads, `prepare_keys`) runs inside the graph before
   `get_action`: serving passes the device-side image crop / resize / normalisation, so the raw
   uint8 views are the graph's input and those ~20 kernels replay with the model. A key holding a
@@ -71,7 +72,6 @@ class GraphedGetAction:
         freeze: bool = False,
         prepare: Callable[[dict], dict] | None = None,
         prepare_keys: tuple[str, ...] = (),
-        compile_mode: str | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"fast path mode must be one of {MODES}, got {mode!r}")
@@ -91,17 +91,11 @@ class GraphedGetAction:
         self._graphs: OrderedDict[tuple, _Graph] = OrderedDict()
         head_cfg = model.action_head.config
         self._chunk = (head_cfg.action_horizon, head_cfg.action_dim)
-        # torch.compile without its own CUDA graphs: the capture below is the one graph. A
-        # compile_mode that would add Inductor's own graphs (reduce-overhead, max-autotune) is refused.
-        if compile_mode is not None and compile_mode not in ("default", "max-autotune-no-cudagraphs"):
-            raise ValueError(
-                f"compile_mode={compile_mode!r}: use default or max-autotune-no-cudagraphs (the CUDA graph "
-                "is this class's own capture)"
-            )
+        # torch.compile without its own CUDA graphs: the capture below is the one graph. (Its
+        # max-autotune-no-cudagraphs mode did not finish compiling the full-size N1.5 in 8 minutes
+        # on an H200: docs/benchmarks.md.)
         self._fn: Callable[..., dict[str, Tensor]] = (
-            torch.compile(model.get_action, dynamic=False, mode=compile_mode)
-            if mode == "compile"
-            else model.get_action
+            torch.compile(model.get_action, dynamic=False) if mode == "compile" else model.get_action
         )
 
     # -- signatures --------------------------------------------------------------------------

@@ -88,9 +88,6 @@ class PolicyConfig(ClientConfig):
     # gr00t fast path (serve/fast_path.py, docs/serving.md): auto = cudagraph on CUDA, off on CPU;
     # off | cudagraph (eager kernels in CUDA graphs) | compile (Inductor kernels in CUDA graphs).
     fast_path: str = "auto"
-    # fast_path=compile only: torch.compile's mode, e.g. max-autotune-no-cudagraphs (Triton GEMM
-    # autotuning: a longer start-up); null = Inductor's default. The graph is always our capture.
-    compile_mode: Optional[str] = None
     autocast: Optional[bool] = None  # bf16 autocast; null = on with CUDA
     gpu_preprocess: Optional[bool] = None  # crop/resize/normalise images on the device; null = on with CUDA
     # Batch sizes captured at start-up (with the embodiment's views); others on first use.

@@ -77,16 +77,10 @@ class FastPath:
         num_steps: int | None = None,
         autocast: bool | None = None,
         max_graphs: int = 16,
-        compile_mode: str | None = None,
     ) -> None:
         self.model = model
         self.device = str(device)
         self.mode = resolve_mode(mode, self.device)
-        if compile_mode is not None and self.mode != "compile":
-            raise ValueError(
-                f"deploy.policy.compile_mode={compile_mode} applies to fast_path=compile only "
-                f"(fast_path resolves to {self.mode}); set deploy.policy.fast_path=compile or compile_mode=null"
-            )
         self.autocast = _on_cuda(autocast, self.device)
         if self.autocast and not self.device.startswith("cuda"):
             raise ValueError("deploy.policy.autocast=true needs a CUDA device (bf16 autocast)")
@@ -101,14 +95,11 @@ class FastPath:
                 max_graphs,
                 prepare=self.preprocess,
                 prepare_keys=(VIDEO_KEY, AUGMENT_KEY),
-                compile_mode=compile_mode,
             )
             if self.mode != "off"
             else None
         )
         self.startup: dict[str, Any] = {"fast_path": self.mode, "autocast": self.autocast}
-        if compile_mode is not None:
-            self.startup["compile_mode"] = compile_mode
 
     @contextlib.contextmanager
     def _amp(self) -> Iterator[None]:

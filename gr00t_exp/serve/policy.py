@@ -63,7 +63,6 @@ class Gr00tPolicy(BasePolicy):
         strict: bool = True,
         dtype: str | None = None,
         fast_path: str = "off",
-        compile_mode: str | None = None,
         autocast: bool | None = None,
         gpu_preprocess: bool | None = None,
         warmup_batch_sizes: list[int] | None = None,
@@ -71,7 +70,7 @@ class Gr00tPolicy(BasePolicy):
     ):
         """checkpoint: hub-layout export dir. embodiment: the serving EmbodimentConfig; required for
         upstream checkpoints (no training config inside), checked against ours when given.
-        fast_path / compile_mode / autocast / gpu_preprocess / warmup_batch_sizes: see serve/fast_path.py (defaults
+        fast_path / autocast / gpu_preprocess / warmup_batch_sizes: see serve/fast_path.py (defaults
         here keep the plain path); model: an already built model to serve instead of the
         checkpoint's weights (deploy.policy.random_init)."""
         import torch
@@ -185,16 +184,9 @@ class Gr00tPolicy(BasePolicy):
             "dtype": str(self.model.dtype).removeprefix("torch."),
             "delta_actions": list(self.delta_keys),
         }
-        self._fast_setup(fast_path, autocast, gpu_preprocess, warmup_batch_sizes, compile_mode)
+        self._fast_setup(fast_path, autocast, gpu_preprocess, warmup_batch_sizes)
 
-    def _fast_setup(
-        self,
-        mode: str,
-        autocast: bool | None,
-        gpu_pre: bool | None,
-        sizes: list[int] | None,
-        compile_mode: str | None = None,
-    ):
+    def _fast_setup(self, mode: str, autocast: bool | None, gpu_pre: bool | None, sizes: list[int] | None):
         """The fast path (serve/fast_path.py): graphed get_action, autocast, device-side images,
         then the start-up warm-up, reported in the model card."""
         from gr00t_exp.serve.fast_path import FastPath, warm_up
@@ -202,9 +194,7 @@ class Gr00tPolicy(BasePolicy):
         if getattr(self, "n16", None) is not None:
             # N1.6 runs its own pipeline (n16_inference.py): no graphs to capture yet
             mode, gpu_pre, sizes = "off", False, None
-        self.fast = FastPath(
-            self.model, mode, self.device, self.denoising_steps, autocast, compile_mode=compile_mode
-        )
+        self.fast = FastPath(self.model, mode, self.device, self.denoising_steps, autocast)
         self.gpu_preprocess = self.device.startswith("cuda") if gpu_pre is None else bool(gpu_pre)
         self._card.update(self.fast.startup, gpu_preprocess=self.gpu_preprocess)
         if sizes:

@@ -72,7 +72,6 @@ def build_policy(cfg: DictConfig) -> BasePolicy:
 
         fast = {
             "fast_path": pc.fast_path,
-            "compile_mode": pc.compile_mode,
             "autocast": pc.autocast,
             "gpu_preprocess": pc.gpu_preprocess,
             "warmup_batch_sizes": list(pc.warmup_batch_sizes),
