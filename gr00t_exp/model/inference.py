@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from gr00t_exp.model.derived import folding_under_compile
+from gr00t_exp.model.embodiment_mlp import UNIFORM_EMBODIMENT_KEY
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,18 @@ MODES = ("cudagraph", "compile")
 _SEP = "."
 # What get_action reads from the batch.
 INPUT_KEYS = ("eagle_input_ids", "eagle_attention_mask", "eagle_pixel_values", "state", "embodiment_id")
+
+
+def _stack_images(key: str, images: list | tuple) -> Tensor:
+    """N1.6's per-image pixel values ((1, 3, H, W) each) as one (N, 3, H, W) buffer, which its
+    backbone takes as the same computation when every image has one size."""
+    shapes = {tuple(x.shape) for x in images}
+    if len(shapes) != 1:
+        raise ValueError(
+            f"{key}: images of sizes {sorted(shapes)} in one batch; the graphed get_action needs one size "
+            "per batch (resize the views to one size, or deploy.policy.fast_path=off)"
+        )
+    return torch.cat(list(images))
 
 
 @dataclass
@@ -105,8 +118,12 @@ class GraphedGetAction:
         its unmasked causal kernel, as eager does."""
         tensors: dict[str, Tensor] = {}
         consts: dict[str, object] = {}
+        if batch.get(UNIFORM_EMBODIMENT_KEY) is not None:  # the one-embodiment mark (an int)
+            consts[UNIFORM_EMBODIMENT_KEY] = batch[UNIFORM_EMBODIMENT_KEY]
         for k in self._keys:
             v = batch.get(k)
+            if isinstance(v, (list, tuple)):
+                v = _stack_images(k, v)
             if isinstance(v, Mapping):
                 for name, x in v.items():
                     (tensors if torch.is_tensor(x) else consts)[f"{k}{_SEP}{name}"] = x

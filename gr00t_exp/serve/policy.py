@@ -192,8 +192,9 @@ class Gr00tPolicy(BasePolicy):
         from gr00t_exp.serve.fast_path import FastPath, warm_up
 
         if getattr(self, "n16", None) is not None:
-            # N1.6 runs its own pipeline (n16_inference.py): no graphs to capture yet
-            mode, gpu_pre, sizes = "off", False, None
+            # N1.6 preprocesses with its own processor on the CPU (n16_inference.py); its
+            # get_action is graphed like N1.5's (the per-image pixel values stacked per batch).
+            gpu_pre = False
         self.fast = FastPath(self.model, mode, self.device, self.denoising_steps, autocast)
         self.gpu_preprocess = self.device.startswith("cuda") if gpu_pre is None else bool(gpu_pre)
         self._card.update(self.fast.startup, gpu_preprocess=self.gpu_preprocess)

@@ -60,3 +60,19 @@ def test_bf16_on_gpu(model_bf16, case):
     assert act.dtype == torch.bfloat16 and torch.isfinite(act.float()).all()
     assert max_diff(act.float().cpu(), ref["action_pred"]) < BF16_ACTION_TOL
     assert abs(out["loss"].item() - ref["loss"].item()) < BF16_LOSS_TOL
+
+
+def test_graph_replay_equals_eager(model_fp32, case):
+    """N1.6's get_action replayed from one CUDA graph (the serving fast path; the processor's
+    per-image pixel list stacked into one buffer) equals eager, and new inputs reach it."""
+    from gr00t_exp.model.inference import GraphedGetAction
+
+    batch, ref = case
+    noise = ref["infer_init_noise"].cuda()
+    with torch.inference_mode():
+        eager = model_fp32.get_action(batch, init_noise=noise)["action_pred"]
+    fast = GraphedGetAction(model_fp32, mode="cudagraph", autocast=False)
+    got = fast(batch, init_noise=noise)
+    assert max_diff(got.cpu(), eager.cpu()) < TOL and max_diff(got.cpu(), ref["action_pred"]) < TOL
+    moved = fast({**batch, "state": batch["state"] + 0.5}, init_noise=noise)
+    assert max_diff(moved.cpu(), got.cpu()) > 10 * TOL and len(fast.signatures) == 1
