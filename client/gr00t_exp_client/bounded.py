@@ -6,7 +6,9 @@ each small entry into a Python object several times its encoded size (a 1 MB `[[
 declared length, and stops at the first bound exceeded: nesting depth, total container entries,
 string and binary lengths, extension types (never used by the protocol). It also returns the
 top-level `endpoint`, `api_token` and `timeout_ms` of a request map, read without decoding the
-(large) `data`, so a server checks the token before paying for the full decode.
+(large) `data`, so a server checks the token before paying for the full decode, and where the
+large binary map values (the images' `.npy` bytes) lie, so `wire.decode(data, head.views)` makes
+their arrays views of the received buffer instead of copies.
 
 `check_json` bounds a JSON body by counting its container openers (C-speed byte counts; brackets
 inside strings only make it stricter).
@@ -24,6 +26,9 @@ from gr00t_exp_client.wire import WireError
 
 # Top-level request fields read by the cheap scan (everything else is skipped unread).
 HEAD_FIELDS = ("endpoint", "api_token", "timeout_ms")
+# Bin map values of at least this many bytes (images' `as_npy`) are listed in RequestHead.views,
+# so wire.decode hands them out as views instead of copies; a smaller copy costs less than that.
+VIEW_MIN_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,9 @@ class RequestHead:
     timeout_ms: Any = None
     present: set[str] = field(default_factory=set)
     entries: int = 0
+    # (header start, payload start, end) of large bin map values below the top level, in order:
+    # `wire.decode(data, head.views)` decodes their arrays zero-copy.
+    views: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 # One entry per msgpack type byte: (kind, n, length-field format). kind is scalar | str | bin |
@@ -88,6 +96,7 @@ class _Scanner:
         self.pos = 0
         self.entries = 0
         self.limits = limits
+        self.views: list[tuple[int, int, int]] = []
 
     def _need(self, k: int) -> None:
         if self.pos + k > self.n:
@@ -133,16 +142,23 @@ class _Scanner:
         self.pos += n
 
     def skip(self, depth: int) -> None:
-        """Step over one object (iteratively: a hostile depth cannot exhaust the Python stack)."""
+        """Step over one object (iteratively: a hostile depth cannot exhaust the Python stack),
+        noting large bin map values in self.views."""
         pending = [1]  # objects still to read at each open level
+        in_map = [False]  # whether each open level is a map (its entries alternate key, value)
         while pending:
             if pending[-1] == 0:
                 pending.pop()
+                in_map.pop()
                 continue
             pending[-1] -= 1
+            start = self.pos
             kind, n = self.header()
             if kind in ("str", "bin"):
                 self.payload(kind, n)
+                # A map of k pairs reads 2k objects; a value leaves an even count still to read.
+                if kind == "bin" and n >= VIEW_MIN_BYTES and in_map[-1] and pending[-1] % 2 == 0:
+                    self.views.append((start, self.pos - n, self.pos))
             elif kind in ("array", "map"):
                 count = n * (2 if kind == "map" else 1)
                 if depth + len(pending) > self.limits.max_depth:
@@ -153,6 +169,7 @@ class _Scanner:
                     raise WireError(f"{kind} declares {n} entries but the message is shorter")
                 self._add(count)
                 pending.append(count)
+                in_map.append(kind == "map")
 
     def read_str(self) -> str | None:
         """The next object if it is a string (pos after it); None (pos unchanged) otherwise."""
@@ -219,6 +236,7 @@ def scan(data: bytes | memoryview, limits: DecodeLimits) -> RequestHead:
     if s.pos != s.n:
         raise WireError(f"{s.n - s.pos} bytes after the end of the msgpack message")
     head.entries = s.entries
+    head.views = s.views
     return head
 
 

@@ -346,7 +346,8 @@ class ZmqPolicyServer:
             reply(error_reply("a request from this connection is already queued; wait for its reply", "busy"))
             return
         try:
-            request = wire.decode(body)
+            # The images' .npy bytes the scan located stay in the received frame (no 1.84 MB copy).
+            request = wire.decode(body, head.views)
         except wire.WireError as e:
             reply(error_reply(f"cannot decode request: {e}", "bad_request"))
             return

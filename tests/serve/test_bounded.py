@@ -8,7 +8,7 @@ import msgpack
 import numpy as np
 import pytest
 from gr00t_exp_client import wire
-from gr00t_exp_client.bounded import DecodeLimits, check_json, scan
+from gr00t_exp_client.bounded import VIEW_MIN_BYTES, DecodeLimits, check_json, scan
 
 LIMITS = DecodeLimits(max_depth=8, max_entries=100, max_str_bytes=64)
 
@@ -79,3 +79,17 @@ def test_zero_sized_dtypes_are_refused():
     raw = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
     with pytest.raises(wire.WireError, match="zero-sized"):
         wire.npy_to_array(raw)
+
+
+def test_scan_lists_large_bin_map_values_for_zero_copy_decode():
+    big = b"\x07" * VIEW_MIN_BYTES
+    body = msgpack.packb(
+        {"top": big, "data": {"v": big, "list": [big], "small": b"x", big: 1, "img": {"as_npy": big}}},
+        use_bin_type=True,
+    )
+    head = scan(body, DecodeLimits(max_str_bytes=64))
+    # Values of nested maps only: not top-level values, list items or keys.
+    assert len(head.views) == 2
+    for start, payload, end in head.views:
+        assert body[start] == 0xC5 and body[payload:end] == big  # bin 16 header, then the payload
+    assert wire.decode(body, head.views) == wire.decode(body)
