@@ -211,13 +211,19 @@ class Gr00tDataset(Dataset):
 
     def _frames(self, ep: int, key: str, rows: np.ndarray) -> np.ndarray:
         """Frames of `rows` of episode `ep`'s video `key`."""
-        return self._fetch(ep, key, self.frame_map(ep, key)[rows])
+        return self._fetch(ep, key, rows)[1]
 
-    def _fetch(self, ep: int, key: str, frame_indices: np.ndarray) -> np.ndarray:
-        """Frames by index; a file that fails to decode mid-run is named with its episode."""
+    def _fetch(
+        self, ep: int, key: str, rows: np.ndarray, unique: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(frame indices, frames) of `rows`; `unique`: the sorted distinct frames only. A file that
+        cannot be opened or decoded mid-run is named with its episode."""
         try:
             _, _, fetch = self._video_source(ep, key)
-            return np.asarray(fetch(frame_indices))
+            idx = self.frame_map(ep, key)[rows]
+            if unique:
+                idx = np.unique(idx)
+            return idx, np.asarray(fetch(idx))
         except (FrameLookupError, DatasetError):
             raise
         except Exception as e:  # decoder errors differ by backend (PyAV, torchcodec, OSError)
@@ -242,16 +248,16 @@ class Gr00tDataset(Dataset):
         frames of one video, sorted, are reached in one forward pass per key frame interval instead of
         one seek and decode per sample. Returns (episode, key) -> (sorted frame indices, frames).
         """
-        need: dict[tuple[int, str], list[np.ndarray]] = {}
+        need: dict[int, list[np.ndarray]] = {}
         for ep, base in locs:
-            rows = clamp_indices(step_indices(base, self.obs_deltas), self._episode(ep).length)
-            for key in self.video_keys:
-                need.setdefault((ep, key), []).append(self.frame_map(ep, key)[rows])
-        out = {}
-        for (ep, key), parts in need.items():
-            idx = np.unique(np.concatenate(parts))
-            out[(ep, key)] = (idx, self._fetch(ep, key, idx))
-        return out
+            need.setdefault(ep, []).append(
+                clamp_indices(step_indices(base, self.obs_deltas), self._episode(ep).length)
+            )
+        return {
+            (ep, key): self._fetch(ep, key, np.concatenate(rows), unique=True)
+            for ep, rows in need.items()
+            for key in self.video_keys
+        }
 
     # ------------------------------------------------------------------ samples
     def locate(self, index: int) -> tuple[int, int]:
