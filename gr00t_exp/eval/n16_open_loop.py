@@ -24,6 +24,7 @@ from gr00t_exp.data.n16.collate import N16Collator
 from gr00t_exp.data.n16.datamodule import Gr00tN16DataModule
 from gr00t_exp.data.stats import load_or_compute_stats
 from gr00t_exp.embodiment import EmbodimentLayout
+from gr00t_exp.model.batch import to_device
 from gr00t_exp.model.n16.checkpoint import is_n16_checkpoint
 from gr00t_exp.model.n16.processor import Gr00tN16Processor
 
@@ -77,14 +78,6 @@ def setup_n16(
     return N16Setup(meta, ds, N16Collator(processor, layout), layout, baseline, processor), episodes
 
 
-def _to_device(v: Any, device: torch.device) -> Any:
-    if torch.is_tensor(v):
-        return v.to(device)
-    if isinstance(v, list):
-        return [_to_device(x, device) for x in v]
-    return v
-
-
 def predict_episode_n16(
     cfg: DictConfig, model: torch.nn.Module, setup: N16Setup, ep: int, length: int, device: torch.device
 ) -> tuple[np.ndarray, list[int], float, float]:
@@ -94,7 +87,7 @@ def predict_episode_n16(
     horizon = lay.action_horizon
     starts = list(range(0, length, horizon))
     raws = setup.dataset.samples_at([(ep, s) for s in starts])
-    batch = {k: _to_device(v, device) for k, v in setup.collate(raws).items()}
+    batch = to_device(setup.collate(raws), device)
     cfg_m = model.config
     # Seeded per episode: the same checkpoint gives the same numbers.
     gen = torch.Generator().manual_seed(int(cfg.seed) * 100_003 + int(ep))

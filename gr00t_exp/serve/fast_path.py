@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from gr00t_exp.data.transforms.video_batch import AUGMENT_KEY, VIDEO_KEY, BatchAugment
 from gr00t_exp.embodiment import EmbodimentLayout, embodiment_config
+from gr00t_exp.model.batch import to_device
 from gr00t_exp.model.inference import GraphedGetAction
 
 log = logging.getLogger(__name__)
@@ -113,22 +114,13 @@ class FastPath:
         if self.graphed is not None:
             return self.graphed(batch, init_noise)
         dev = self.model.device
-        moved = {k: _to(v, dev) for k, v in batch.items()}
+        moved = to_device(dict(batch), dev, non_blocking=True)
         with torch.inference_mode():
             moved = self.preprocess(moved)
             with self._amp():
                 return self.model.get_action(moved, init_noise=init_noise, num_steps=self.num_steps)[
                     "action_pred"
                 ]
-
-
-def _to(v: Any, device: torch.device) -> Any:
-    """Tensors (also one level down, the `augment` entries) moved to `device`; the rest as is."""
-    if torch.is_tensor(v):
-        return v.to(device, non_blocking=True)
-    if isinstance(v, Mapping):
-        return {k: _to(x, device) for k, x in v.items()}
-    return v
 
 
 # ------------------------------------------------------------------------ GPU preprocessing

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from gr00t_exp.embodiment import EmbodimentLayout
+from gr00t_exp.model.batch import to_device
 from gr00t_exp.serve.checkpoint_meta import CheckpointMismatchError
 from gr00t_exp.serve.observation import Observation
 
@@ -78,21 +79,13 @@ class N16Inference:
         return {k: np.stack([r[k] for r in rows]).astype(np.float32) for k in self.layout.keys("action")}
 
 
-def _to_device(v: Any, device: str) -> Any:
-    if hasattr(v, "to"):
-        return v.to(device)
-    if isinstance(v, list):  # the processor's per-image pixel values
-        return [_to_device(x, device) for x in v]
-    return v
-
-
 def predict_n16(policy: Any, obs: Observation, options: dict | None) -> tuple[dict[str, np.ndarray], dict]:
     """Gr00tPolicy._predict for an N1.6 checkpoint: (actions {key: (B, steps, D)}, timing ms)."""
     import torch
 
     n16: N16Inference = policy.n16
     t0 = time.perf_counter()
-    batch = {k: _to_device(v, policy.device) for k, v in n16.batch(obs).items()}
+    batch = to_device(n16.batch(obs), policy.device)
     init_noise = None
     seed = (options or {}).get("seed")
     if seed is not None:
